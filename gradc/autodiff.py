@@ -1,0 +1,79 @@
+"""Reverse mode: the backward pass is built as IR, with the same builders as the forward pass.
+
+Walk the forward nodes in reverse topological order; each node that holds an adjoint hands it to
+its op's VJP rule, and each input's contribution is (a) reduced to the input's shape where the op
+broadcast it, then (b) added to that input's adjoint: the `+=` of fan-out. Every invariant of the
+VJP rules (arity, unbroadcast, accumulation) is checked here and nowhere else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from gradc import ir
+from gradc.errors import UnsupportedError
+from gradc.ir import Node
+from gradc.ops import OPS
+
+
+def _depends_on(order: Sequence[Node], wrt: Sequence[Node]) -> set[int]:
+    """Ids of the nodes whose value changes with some node of `wrt` (only they need adjoints)."""
+    live = {id(x) for x in wrt}
+    for node in order:
+        if any(id(x) in live for x in node.inputs):
+            live.add(id(node))
+    return live
+
+
+def unbroadcast(adjoint: Node, shape: tuple) -> Node:
+    """Sum `adjoint` over the axes along which a value of `shape` was broadcast."""
+    if adjoint.shape == shape:
+        return adjoint
+    extra = len(adjoint.shape) - len(shape)
+    axes = tuple(range(extra)) + tuple(
+        extra + k for k, n in enumerate(shape) if n == 1 and adjoint.shape[extra + k] != 1
+    )
+    return ir.call("sum", adjoint, axes=axes, keep_shape=shape)
+
+
+def backward(outputs: Sequence[Node], seeds: Sequence[Node], wrt: Sequence[Node]) -> list[Node]:
+    """Adjoints of `wrt` for the scalar-valued Σ_k seeds[k]·outputs[k] (summed over all points).
+
+    Returns one node per `wrt` entry; a zero constant where the outputs do not depend on it.
+    Raises UnsupportedError naming the op (and its source expression) that has no derivative rule.
+    """
+    order = ir.topological_order(outputs)
+    live = _depends_on(order, wrt)
+    primal = {id(n) for n in outputs[0].graph.nodes()} if outputs else set()
+    adjoints: dict[int, Node] = {}
+    for out, seed in zip(outputs, seeds):
+        if id(out) in live:
+            _accumulate(adjoints, out, seed, primal)
+    for node in reversed(order):
+        g = adjoints.get(id(node))
+        if g is None or node.op in ("input", "const"):
+            continue
+        record = OPS[node.op]
+        if record.vjp is None:
+            raise UnsupportedError(f"gradc cannot differentiate {node.op!r} (in {node.label or node!r})")
+        contributions = record.vjp(g, node, *node.inputs, **dict(node.attrs))
+        if len(contributions) != len(node.inputs):
+            raise AssertionError(f"VJP of {node.op!r} returned {len(contributions)} adjoints for "
+                                 f"{len(node.inputs)} inputs")
+        for x, c in zip(node.inputs, contributions):
+            if c is not None and id(c) not in primal and c.via is None:
+                c.via = node
+            if c is not None and id(x) in live:
+                _accumulate(adjoints, x, unbroadcast(c, x.shape), primal)
+    zero = wrt[0].graph.const(0.0) if wrt else None
+    return [adjoints.get(id(x), zero) for x in wrt]
+
+
+def _accumulate(adjoints: dict[int, Node], target: Node, contribution: Node, primal: set[int]) -> None:
+    """adjoint(target) += contribution, recording which primal each partial sum belongs to (only on
+    nodes the backward pass made: a forward value that happens to equal an adjoint keeps its name)."""
+    previous = adjoints.get(id(target))
+    total = contribution if previous is None else previous + contribution
+    if total.adjoint_of is None and id(total) not in primal and not total.is_const:
+        total.adjoint_of = target
+    adjoints[id(target)] = total

@@ -1,0 +1,115 @@
+"""The pipeline: lower -> gate rewrites -> reverse mode -> simplify -> emit -> module objects."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import sympy
+
+from gradc import __version__, autodiff, ir, passes
+from gradc.emit import content_hash
+from gradc.emit_expr import ExprProgram, emit_expr_module
+from gradc.errors import GradcError
+from gradc.frontend.sympy import lower_exprs
+from gradc.ir import Node
+from gradc.module import ExprModule
+
+DTYPES = ("float32", "float64")
+
+
+def _check_dtype(dtype: str) -> str:
+    if dtype not in DTYPES:
+        raise GradcError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
+    return dtype
+
+
+def _as_exprs(expr: Any) -> tuple[list[sympy.Expr], bool]:
+    """(expressions, is_sequence); numbers become SymPy numbers, anything else is refused."""
+    many = isinstance(expr, (list, tuple))
+    items = list(expr) if many else [expr]
+    if many and not items:
+        raise GradcError("compile_expr needs at least one expression, got an empty sequence")
+    out = []
+    for e in items:
+        if isinstance(e, bool) or not isinstance(e, (sympy.Basic, int, float)):
+            raise TypeError(f"compile_expr takes SymPy expressions, got {type(e).__name__}: {e!r:.60}"
+                            " (parse text with `gradc compile --expr` or build the expression with sympy)")
+        out.append(sympy.Float(e) if isinstance(e, float) else sympy.Integer(e) if isinstance(e, int) else e)
+    return out, many
+
+
+def _symbols(value: Any, what: str) -> list[sympy.Symbol]:
+    items = [value] if isinstance(value, sympy.Symbol) else list(value)
+    for s in items:
+        if not isinstance(s, sympy.Symbol):
+            raise GradcError(f"{what} must be SymPy symbols, got {s!r:.60}")
+    names = [s.name for s in items]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise GradcError(f"{what} has more than one symbol named {duplicates[0]!r}")
+    return items
+
+
+def _op_count(nodes: Sequence[Node]) -> int:
+    return sum(1 for n in nodes if n.op not in ("input", "const"))
+
+
+def compile_expr(expr: Any, args: Sequence[sympy.Symbol] | None = None, wrt: Sequence[sympy.Symbol] | None = None,
+                 *, name: str = "f", dtype: str = "float64") -> ExprModule:
+    """Compile a SymPy expression (or a sequence of them) to batched forward and gradient kernels.
+
+    args: ordered input symbols (default: the free symbols sorted by name); wrt: the subset of args
+    to differentiate (default: all). Raises UnsupportedError for constructs gradc cannot compile and
+    GradcError for symbols missing from args.
+    """
+    exprs, many = _as_exprs(expr)
+    dtype = _check_dtype(dtype)
+    if not isinstance(name, str) or not name:
+        raise GradcError(f"name must be a non-empty string, got {name!r:.60}")
+    free = set().union(*(e.free_symbols for e in exprs))
+    arg_list = _symbols(sorted(free, key=lambda s: s.name) if args is None else args, "args")
+    wrt_list = arg_list if wrt is None else _symbols(wrt, "wrt")
+    missing = [s.name for s in wrt_list if s not in arg_list]
+    if missing:
+        raise GradcError(f"wrt symbol {missing[0]!r} is not one of args ({', '.join(s.name for s in arg_list)})")
+
+    graph, outputs = lower_exprs(exprs, arg_list, dtype)
+    outputs = passes.rewrite(outputs)
+    inputs = [graph.input(s.name) for s in arg_list]
+    cotangents = [graph.input(f"\x00cotangent{k}") for k in range(len(outputs))] if many else []
+    seeds = cotangents or [graph.const(1.0)]
+    grads = autodiff.backward(outputs, seeds, [graph.input(s.name) for s in wrt_list])
+    rewritten = passes.rewrite([*outputs, *grads])
+    outputs, grads = rewritten[: len(outputs)], rewritten[len(outputs):]
+
+    forward_nodes = ir.topological_order(outputs)
+    all_nodes = ir.topological_order([*outputs, *grads])
+    counts = {"forward": _op_count(forward_nodes), "backward": _op_count(all_nodes) - _op_count(forward_nodes)}
+    arg_names = [s.name for s in arg_list]
+    wrt_index = [arg_list.index(s) for s in wrt_list]
+    described = ", ".join(sympy.sstr(e) for e in exprs)
+    program = ExprProgram(
+        name=name, arg_names=arg_names, inputs=inputs, outputs=outputs,
+        output_labels=[sympy.sstr(e) for e in exprs], wrt=wrt_index, grads=grads, cotangents=cotangents,
+        dtype=dtype,
+        source_hash=content_hash(__version__, *(sympy.srepr(e) for e in exprs), repr(arg_names),
+                                 repr(wrt_index), name, dtype),
+        regenerate=(f"gradc.compile_expr({'[' + described + ']' if many else described}, "
+                    f"args={arg_names}, wrt={[s.name for s in wrt_list]}, name={name!r}, "
+                    f"dtype={dtype!r}).write(path)"),
+    )
+    source = emit_expr_module(program)
+    return ExprModule(source, counts, arg_names, [s.name for s in wrt_list], len(outputs))
+
+
+def compile(target: Any, **kwargs: Any):  # noqa: A001 - the public name is gradc.compile
+    """Compile a SymPy expression (or a sequence of them) or an MLP spec (dict, path or MLPSpec)."""
+    if isinstance(target, (sympy.Basic, int, float)) or (
+            isinstance(target, (list, tuple)) and target and all(isinstance(t, sympy.Basic) for t in target)):
+        return compile_expr(target, **kwargs)
+    from gradc.mlp import compile_mlp
+    if isinstance(target, (dict, str, os.PathLike)) or type(target).__name__ == "MLPSpec":
+        return compile_mlp(target, **kwargs)
+    raise TypeError(f"gradc.compile takes a SymPy expression or an MLP spec, got {type(target).__name__}")

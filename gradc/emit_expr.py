@@ -1,0 +1,156 @@
+"""Expression programs -> a standalone module of batched Numba kernels.
+
+Each kernel is one fused loop over the points, split into fixed chunks run in parallel (`prange`):
+inputs are loaded per point (or are shared scalars), the staged forward and backward statements
+run on scalars with no temporaries, and each gradient is stored per point or, for a shared scalar,
+summed per chunk (the in-loop reduction).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from gradc import ir
+from gradc.emit import Naming, header, plan_names, runtime_source, statements
+from gradc.ir import Node
+from gradc.names import Namer
+
+_DECORATOR = '@nb.njit(parallel=True, error_model="numpy", cache=True)'
+_INDENT = " " * 12
+
+
+@dataclass
+class ExprProgram:
+    """What the emitter needs: inputs, outputs and their adjoints, all in one graph."""
+
+    name: str
+    arg_names: list[str]          # the users' names, in argument order
+    inputs: list[Node]
+    outputs: list[Node]
+    output_labels: list[str]
+    wrt: list[int]                # indices into inputs
+    grads: list[Node]             # adjoint of Σ_k cotangent_k·output_k for each wrt input
+    cotangents: list[Node]        # seed inputs (empty for a single output, whose seed is 1)
+    dtype: str
+    source_hash: str
+    regenerate: str
+
+
+def _loop(length: str, body: list[str]) -> list[str]:
+    return [f"    for c in nb.prange(({length} + CHUNK - 1) // CHUNK):",
+            f"        for i in range(c * CHUNK, min({length}, (c + 1) * CHUNK)):",
+            *(_INDENT + line for line in body)]
+
+
+class _Names:
+    """The identifiers of one program's arguments, kernels' parameters and locals."""
+
+    def __init__(self, program: ExprProgram):
+        namer = Namer()
+        self.args = [namer.fresh(a) for a in program.arg_names]
+        self.points = {id(x): namer.fresh(f"{a}_i") for x, a in zip(program.inputs, self.args)}
+        self.outputs = [namer.fresh(program.name if len(program.outputs) == 1 else f"{program.name}{k}")
+                        for k in range(len(program.outputs))]
+        self.out_params = [namer.fresh(f"{o}_out") for o in self.outputs]
+        self.ct_params = [namer.fresh(f"ct_{o}") for o in self.outputs] if program.cotangents else []
+        self.ct_points = {id(c): namer.fresh(f"{p}_i") for c, p in zip(program.cotangents, self.ct_params)}
+        self.grad_params = [namer.fresh(f"d_{self.args[k]}_out") for k in program.wrt]
+        out_names = {id(o): n for o, n in zip(program.outputs, self.outputs)
+                     if o.op not in ("input", "const")}
+        self.naming: Naming = plan_names(program.outputs, program.grads, namer,
+                                         {**self.points, **self.ct_points}, out_names)
+
+
+def _loads(order: Sequence[Node], points: dict[int, str], params: dict[int, str]) -> list[str]:
+    return [f"{points[id(n)]} = _load({params[id(n)]}, i)" for n in order if id(n) in points]
+
+
+def _forward_kernel(p: ExprProgram, nm: _Names) -> list[str]:
+    order = ir.topological_order(p.outputs)
+    params = {id(x): a for x, a in zip(p.inputs, nm.args)}
+    body = _loads(order, nm.points, params) + statements(order, nm.naming)
+    printer_names = nm.naming.names
+    body += [f"{o}[i] = {_value(x, printer_names)}" for x, o in zip(p.outputs, nm.out_params)]
+    signature = ", ".join([*nm.args, *nm.out_params])
+    return [_DECORATOR, f"def _forward_kernel({signature}):", *_loop(f"{nm.out_params[0]}.shape[0]", body)]
+
+
+def _value(node: Node, names: dict[int, str]) -> str:
+    from gradc.emit import Printer   # a value is printed like any operand
+    return Printer(Naming(names, set())).text(node)
+
+
+def _value_and_grad_kernel(p: ExprProgram, nm: _Names) -> list[str]:
+    forward = ir.topological_order(p.outputs)
+    done = {id(n) for n in forward}
+    backward = [n for n in ir.topological_order([*p.outputs, *p.grads]) if id(n) not in done]
+    params = {id(x): a for x, a in zip(p.inputs, nm.args)}
+    params.update({id(c): a for c, a in zip(p.cotangents, nm.ct_params)})
+    body = _loads(forward, nm.points, params) + statements(forward, nm.naming)
+    body += [f"{o}[i] = {_value(x, nm.naming.names)}" for x, o in zip(p.outputs, nm.out_params)]
+    body += ["# backward: adjoints of " + ("sum(" + nm.outputs[0] + ")" if not p.cotangents else
+                                           "sum(Σ cotangent·output)")]
+    body += _loads(backward, nm.ct_points, params) + statements(backward, nm.naming)
+    body += [f"_store({g}, i, c, {_value(x, nm.naming.names)})" for x, g in zip(p.grads, nm.grad_params)]
+    signature = ", ".join([*nm.args, *nm.ct_params, *nm.out_params, *nm.grad_params])
+    return [_DECORATOR, f"def _value_and_grad_kernel({signature}):",
+            *_loop(f"{nm.out_params[0]}.shape[0]", body)]
+
+
+def _wrappers(p: ExprProgram, nm: _Names) -> list[str]:
+    args = ", ".join(nm.args)
+    call = f"({args}{',' if len(nm.args) == 1 else ''})"
+    single = len(p.outputs) == 1
+    result = "outs[0]" if single else "tuple(outs)"
+    cts = "" if single else ", cotangents=None"
+    ct_args = "" if single else "*_cotangents(cotangents, OUTPUTS, shape, n, DTYPE), "
+    what = f"{p.name}" if single else f"the outputs {', '.join(nm.outputs)}"
+    return [
+        f"def forward({args}):",
+        f'    """Value of {what} at every point of the broadcast inputs."""',
+        f"    shape, n, _, args = _prepare({call}, ARGS, DTYPE)",
+        "    outs = [np.empty(n, DTYPE) for _ in OUTPUTS]",
+        "    _forward_kernel(*args, *outs)",
+        "    outs = [o.reshape(shape) for o in outs]",
+        f"    return {result}",
+        "", "",
+        f"def value_and_grad({args}{cts}):",
+        f'    """(forward value, gradient of sum({"f" if single else "Σ cotangent·output"}) w.r.t. each of '
+        f'WRT, shaped like that input)."""',
+        f"    shape, n, arrays, args = _prepare({call}, ARGS, DTYPE)",
+        "    outs = [np.empty(n, DTYPE) for _ in OUTPUTS]",
+        "    buffers = [_grad_buffer(arrays[k], n, DTYPE) for k in WRT_INDEX]",
+        f"    _value_and_grad_kernel(*args, {ct_args}*outs, *buffers)",
+        "    grads = tuple(_grad_result(b, arrays[k], shape, DTYPE) for b, k in zip(buffers, WRT_INDEX))",
+        "    outs = [o.reshape(shape) for o in outs]",
+        f"    return {result}, grads",
+        "", "",
+        f"def grad({args}{cts}):",
+        '    """Gradient of the summed output w.r.t. each of WRT, shaped like that input."""',
+        f"    return value_and_grad({args}{', cotangents=cotangents' if not single else ''})[1]",
+    ]
+
+
+def emit_expr_module(p: ExprProgram) -> str:
+    """The standalone module's source text."""
+    nm = _Names(p)
+    described = [f"{o} = {label}" for o, label in zip(nm.outputs, p.output_labels)]
+    parts = [
+        header(f"{p.name}({', '.join(nm.args)})", p.source_hash, p.regenerate, described),
+        "import math  # noqa: F401  (erf)",
+        runtime_source("runtime_expr").rstrip("\n"),
+        "",
+        f"ARGS = {tuple(nm.args)!r}",
+        f"WRT = {tuple(nm.args[k] for k in p.wrt)!r}",
+        f"WRT_INDEX = {tuple(p.wrt)!r}",
+        f"OUTPUTS = {tuple(nm.outputs)!r}",
+        f"DTYPE = np.dtype({p.dtype!r})",
+        "", "",
+        "\n".join(_forward_kernel(p, nm)),
+        "", "",
+        "\n".join(_value_and_grad_kernel(p, nm)),
+        "", "",
+        "\n".join(_wrappers(p, nm)),
+    ]
+    return "\n".join(parts) + "\n"

@@ -1,0 +1,26 @@
+"""Reference evaluator of the IR with NumPy: the oracle that emitted and jitted code is tested against."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from gradc import ir
+from gradc.ir import Node
+from gradc.ops import OPS
+
+
+def evaluate(outputs: Sequence[Node], inputs: Mapping[str, np.ndarray]) -> list[np.ndarray]:
+    """Values of `outputs`, given input arrays by input name (NumPy broadcasting between them)."""
+    values: dict[int, np.ndarray] = {}
+    with np.errstate(all="ignore"):   # inf/nan propagate as they do in the compiled kernels
+        for node in ir.topological_order(outputs):
+            if node.op == "input":
+                values[id(node)] = np.asarray(inputs[node.attr("name")], dtype=node.dtype)
+            elif node.op == "const":
+                values[id(node)] = np.asarray(node.value, dtype=node.dtype)
+            else:
+                args = [values[id(x)] for x in node.inputs]
+                values[id(node)] = np.asarray(OPS[node.op].eval(*args, **dict(node.attrs)))
+    return [values[id(x)] for x in outputs]

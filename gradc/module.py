@@ -1,0 +1,62 @@
+"""The objects gradc hands to users: compiled modules with call-time validation."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+from gradc import jit
+
+
+class CompiledModule:
+    """Shared behaviour: the generated `source`, `write(path)`, and the imported kernels."""
+
+    def __init__(self, source: str, op_counts: dict[str, int]):
+        self.source = source
+        self.op_counts = op_counts            # {"forward": n, "backward": m} IR operations
+        self._module: ModuleType | None = None
+
+    @property
+    def module(self) -> ModuleType:
+        """The generated module, imported (and its kernels compiled or loaded from cache) on first use."""
+        if self._module is None:
+            self._module = jit.load_source(self.source)
+        return self._module
+
+    def write(self, path: str | os.PathLike) -> Path:
+        """Write the standalone module (numpy + numba only) atomically; returns the path."""
+        path = Path(path)
+        if path.suffix != ".py":
+            raise ValueError(f"module path must end in .py, got {str(path)!r}")
+        return jit.write_atomic(path, self.source)
+
+
+class ExprModule(CompiledModule):
+    """A compiled SymPy expression (or sequence of them), evaluated at batches of points."""
+
+    def __init__(self, source: str, op_counts: dict[str, int], args: Sequence[str], wrt: Sequence[str],
+                 n_outputs: int):
+        super().__init__(source, op_counts)
+        self.args = tuple(args)
+        self.wrt = tuple(wrt)
+        self.n_outputs = n_outputs
+
+    def forward(self, *inputs: Any) -> np.ndarray | tuple[np.ndarray, ...]:
+        """Value at every point of the broadcast inputs (a tuple for a sequence of expressions)."""
+        return self.module.forward(*inputs)
+
+    def grad(self, *inputs: Any, **cotangents: Any) -> tuple[np.ndarray, ...]:
+        """Gradient of sum(f) w.r.t. each `wrt` input, shaped like it (a scalar input gets a scalar)."""
+        return self.module.grad(*inputs, **cotangents)
+
+    def value_and_grad(self, *inputs: Any, **cotangents: Any) -> tuple[Any, tuple[np.ndarray, ...]]:
+        """(forward(*inputs), grad(*inputs)) from one pass over the points."""
+        return self.module.value_and_grad(*inputs, **cotangents)
+
+    def __repr__(self) -> str:
+        return f"ExprModule(args={self.args}, wrt={self.wrt}, outputs={self.n_outputs})"

@@ -1,0 +1,60 @@
+"""Safe names and safe comments for generated code.
+
+Nothing a user wrote reaches generated source except as an identifier made by `sanitize` (ASCII
+letters, digits and underscores only) or inside a comment made by `comment` (one line, printable).
+"""
+
+from __future__ import annotations
+
+import builtins
+import keyword
+import re
+import unicodedata
+
+# Names the generated modules use for themselves; a user's name never shadows them.
+RESERVED = frozenset({"np", "nb", "math", "os", "i", "c", "n", "lo", "hi", "CHUNK", "DTYPE", "ARGS", "WRT",
+                      "OUTPUTS", "forward", "grad", "value_and_grad", "loss", "loss_and_grad", "sgd_step",
+                      "init_params", "params", "overload"})
+_MAX_LEN = 40
+
+
+def sanitize(name: str) -> str:
+    """A Python identifier derived from `name`: ASCII [A-Za-z][A-Za-z0-9_]*, not a keyword, builtin or
+    reserved name. Non-ASCII letters become their Unicode names' last word (θ -> theta)."""
+    parts = []
+    for ch in str(name):
+        if ch.isascii() and (ch.isalnum() or ch == "_"):
+            parts.append(ch)
+        elif ch.isalpha():
+            word = unicodedata.name(ch, "").split(" ")[-1].lower()
+            parts.append(f"_{word}_" if word.isascii() and word.isalpha() else "_")
+        else:
+            parts.append("_")
+    text = re.sub(r"_+", "_", "".join(parts)).strip("_")[:_MAX_LEN].strip("_") or "v"
+    if text[0].isdigit():
+        text = "v" + text
+    if keyword.iskeyword(text) or keyword.issoftkeyword(text) or hasattr(builtins, text) or text in RESERVED:
+        text += "_"
+    return text
+
+
+def comment(text: str, limit: int = 72) -> str:
+    """`text` made safe to stand after a `#`: one line of printable characters, at most `limit` long."""
+    safe = "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in str(text))
+    return safe if len(safe) <= limit else safe[: limit - 1] + "…"
+
+
+class Namer:
+    """Hands out unique identifiers within one scope."""
+
+    def __init__(self, taken: set[str] | frozenset[str] = RESERVED):
+        self.taken = set(taken)
+
+    def fresh(self, stem: str) -> str:
+        stem = sanitize(stem) if not stem.isidentifier() or not stem.isascii() else stem
+        name, k = stem, 1
+        while name in self.taken or keyword.iskeyword(name):
+            k += 1
+            name = f"{stem}{k}"
+        self.taken.add(name)
+        return name

@@ -1,0 +1,238 @@
+"""THE op table: one `Op` record per primitive, and nothing about an op lives anywhere else.
+
+A record says how the op evaluates (NumPy reference semantics), how its shape and dtype follow from
+its inputs, how it differentiates (a VJP written with IR builders), how it is printed in generated
+code, which SymPy class lowers to it, and where tests may sample its inputs. Tests are generated
+from this table, so a new op is tested the day it is added.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import sympy
+from scipy import special
+
+from gradc import ir
+from gradc.ir import Node
+
+Domain = tuple[tuple[float, float], ...]   # per input: the interval tests sample from
+
+
+@dataclass(frozen=True)
+class Op:
+    """One primitive. `vjp(g, out, *inputs, **attrs)` returns one adjoint (or None = zero) per input;
+    `vjp=None` means the op is not differentiable and autodiff raises. `emit` is a template over the
+    printed inputs (`{0}`, `{1}`, ...) or a callable `(args, node) -> str` for the rare odd case."""
+
+    name: str
+    eval: Callable[..., Any]
+    vjp: Callable[..., tuple[Node | None, ...]] | None
+    emit: str | Callable[[list[str], Node], str]
+    arity: int | None = 1                 # None: variadic
+    sympy: type | None = None             # SymPy class lowering one-to-one to this op
+    domain: Domain = ((-2.0, 2.0),)
+    prec: int = 100                       # printing precedence of the emitted expression
+    hint: str = "t"                       # name stem of emitted values
+    shape: Callable[..., tuple] = lambda *xs, **_: np.broadcast_shapes(*(x.shape for x in xs))
+    dtype_rule: Callable[..., str] = lambda dtype, *xs: dtype
+    simplify: Callable[..., Node | None] | None = None   # algebraic identities applied while building
+    foldable: bool = True                 # all-constant inputs fold to a constant
+    note: str = ""                        # what the generated backward comment says of this gate
+
+
+def _zero_vjp(g, out, *inputs, **_):
+    return (None,) * len(inputs)
+
+
+def _is(node: Node, value: float) -> bool:
+    return node.is_const and node.value == value
+
+
+# -- simplifiers: identities that hold for every float the kernels meet (x*0 -> 0 as in every AD system)
+def _simplify_add(a, b):
+    if _is(a, 0.0):
+        return b
+    if _is(b, 0.0):
+        return a
+    if b.op == "neg":
+        return a - b.inputs[0]
+    return None
+
+
+def _simplify_sub(a, b):
+    if _is(b, 0.0):
+        return a
+    if _is(a, 0.0):
+        return -b
+    return a.graph.const(0.0) if a is b else None
+
+
+def _simplify_mul(a, b):
+    for x, y in ((a, b), (b, a)):
+        if _is(x, 1.0):
+            return y
+        if _is(x, 0.0):
+            return x
+        if _is(x, -1.0):
+            return -y
+    return None
+
+
+def _simplify_div(a, b):
+    return a if _is(b, 1.0) else None
+
+
+def _simplify_neg(a):
+    return a.inputs[0] if a.op == "neg" else None
+
+
+def _simplify_pow(a, b):
+    if _is(b, 1.0):
+        return a
+    if _is(b, 0.0):
+        return a.graph.const(1.0)
+    return None
+
+
+def _simplify_select(c, a, b):
+    if a is b:
+        return a
+    return (a if c.value else b) if c.is_const else None
+
+
+def _emit_pow(args: list[str], node: Node) -> str:
+    base, exponent = node.inputs
+    if exponent.is_const and exponent.value == 2.0:
+        return f"{args[0]} * {args[0]}"
+    if exponent.is_const and exponent.value == -1.0:
+        return f"1.0 / {args[0]}"
+    if exponent.is_const and exponent.value == 0.5:
+        return f"np.sqrt({args[0]})"
+    if exponent.is_const and exponent.value.is_integer() and abs(exponent.value) <= 64:
+        return f"{args[0]} ** {int(exponent.value)}"   # an int literal lets Numba multiply, not call pow
+    return f"{args[0]} ** {args[1]}"
+
+
+def _vjp_pow(g, out, a, b):
+    d_b = None if b.is_const else g * out * ir.log(a)
+    return g * b * a ** (b - 1.0), d_b
+
+
+def _vjp_max(g, out, a, b):
+    first = ir.ge(a, b)   # ties go to the first argument (SymPy orders Max(z, 0) as Max(0, z): relu'(0) = 0)
+    zero = g.graph.const(0.0)
+    return ir.select(first, g, zero), ir.select(first, zero, g)
+
+
+def _vjp_min(g, out, a, b):
+    first = ir.ge(b, a)
+    zero = g.graph.const(0.0)
+    return ir.select(first, g, zero), ir.select(first, zero, g)
+
+
+def _eval_logsumexp(shift, *terms):
+    return shift + np.log(sum(np.exp(t - shift) for t in terms))
+
+
+def _emit_logsumexp(args: list[str], node: Node) -> str:
+    shift, terms = args[0], args[1:]
+    return f"{shift} + np.log({' + '.join(f'np.exp({t} - {shift})' for t in terms)})"
+
+
+def _vjp_logsumexp(g, out, shift, *terms):
+    return (None, *(g * ir.exp(t - out) for t in terms))   # softmax weights; the shift cancels
+
+
+def _bool(dtype, *xs):
+    return "bool"
+
+
+_POS = ((0.2, 4.0),)
+_UNIT = ((-0.9, 0.9),)
+_ADD_PREC, _MUL_PREC, _NEG_PREC, _POW_PREC, _CMP_PREC = 11, 12, 13, 14, 6
+
+_RECORDS = [
+    # arithmetic
+    Op("add", np.add, lambda g, out, a, b: (g, g), "{0} + {1}", 2, sympy.Add, ((-2, 2),) * 2,
+       _ADD_PREC, "sum", simplify=_simplify_add),
+    Op("sub", np.subtract, lambda g, out, a, b: (g, -g), "{0} - {1}", 2, None, ((-2, 2),) * 2,
+       _ADD_PREC, "diff", simplify=_simplify_sub),
+    Op("mul", np.multiply, lambda g, out, a, b: (g * b, g * a), "{0} * {1}", 2, sympy.Mul, ((-2, 2),) * 2,
+       _MUL_PREC, "prod", simplify=_simplify_mul),
+    Op("div", np.divide, lambda g, out, a, b: (g / b, -g * out / b), "{0} / {1}", 2, None,
+       ((-2, 2), (0.5, 3)), _MUL_PREC, "quot", simplify=_simplify_div),
+    Op("neg", np.negative, lambda g, out, a: (-g,), "-{0}", 1, None, ((-2, 2),), _NEG_PREC, "neg",
+       simplify=_simplify_neg),
+    Op("pow", np.power, _vjp_pow, _emit_pow, 2, sympy.Pow, ((0.2, 3), (-2, 2)), _POW_PREC, "pow",
+       simplify=_simplify_pow),
+    # elementary functions
+    Op("exp", np.exp, lambda g, out, a: (g * out,), "np.exp({0})", sympy=sympy.exp, hint="exp"),
+    Op("log", np.log, lambda g, out, a: (g / a,), "np.log({0})", sympy=sympy.log, domain=_POS, hint="log"),
+    Op("sqrt", np.sqrt, lambda g, out, a: (g * 0.5 / out,), "np.sqrt({0})", domain=_POS, hint="sqrt"),
+    Op("sin", np.sin, lambda g, out, a: (g * ir.cos(a),), "np.sin({0})", sympy=sympy.sin, hint="sin"),
+    Op("cos", np.cos, lambda g, out, a: (-(g * ir.sin(a)),), "np.cos({0})", sympy=sympy.cos, hint="cos"),
+    Op("tan", np.tan, lambda g, out, a: (g * (1.0 + out * out),), "np.tan({0})", sympy=sympy.tan,
+       domain=((-1.2, 1.2),), hint="tan"),
+    Op("asin", np.arcsin, lambda g, out, a: (g / ir.sqrt(1.0 - a * a),), "np.arcsin({0})", sympy=sympy.asin,
+       domain=_UNIT, hint="asin"),
+    Op("acos", np.arccos, lambda g, out, a: (-g / ir.sqrt(1.0 - a * a),), "np.arccos({0})",
+       sympy=sympy.acos, domain=_UNIT, hint="acos"),
+    Op("atan", np.arctan, lambda g, out, a: (g / (1.0 + a * a),), "np.arctan({0})", sympy=sympy.atan,
+       hint="atan"),
+    Op("atan2", np.arctan2, lambda g, out, y, x: (g * x / (x * x + y * y), -g * y / (x * x + y * y)),
+       "np.arctan2({0}, {1})", 2, sympy.atan2, ((0.3, 2), (0.3, 2)), hint="atan2"),
+    Op("sinh", np.sinh, lambda g, out, a: (g * ir.cosh(a),), "np.sinh({0})", sympy=sympy.sinh, hint="sinh"),
+    Op("cosh", np.cosh, lambda g, out, a: (g * ir.sinh(a),), "np.cosh({0})", sympy=sympy.cosh, hint="cosh"),
+    Op("tanh", np.tanh, lambda g, out, a: (g * (1.0 - out * out),), "np.tanh({0})", sympy=sympy.tanh,
+       hint="tanh"),
+    Op("erf", special.erf, lambda g, out, a: (g * (2.0 / math.sqrt(math.pi)) * ir.exp(-(a * a)),),
+       "math.erf({0})", sympy=sympy.erf, hint="erf"),
+    # piecewise-smooth
+    Op("abs", np.abs, lambda g, out, a: (g * ir.sign(a),), "abs({0})", sympy=sympy.Abs, hint="abs"),
+    Op("sign", np.sign, _zero_vjp, "np.sign({0})", sympy=sympy.sign, hint="sign"),
+    Op("floor", np.floor, _zero_vjp, "np.floor({0})", sympy=sympy.floor, hint="floor"),
+    Op("ceil", np.ceil, _zero_vjp, "np.ceil({0})", sympy=sympy.ceiling, hint="ceil"),
+    Op("max", np.maximum, _vjp_max, "max({0}, {1})", 2, sympy.Max, ((-2, 2),) * 2, hint="max",
+       note="max gate: routes to the larger"),
+    Op("min", np.minimum, _vjp_min, "min({0}, {1})", 2, sympy.Min, ((-2, 2),) * 2, hint="min",
+       note="min gate: routes to the smaller"),
+    Op("select", np.where, lambda g, out, c, a, b: (None, ir.select(c, g, 0.0 * g), ir.select(c, 0.0 * g, g)),
+       "{1} if {0} else {2}", 3, sympy.Piecewise, ((0, 1), (-2, 2), (-2, 2)), 1, "sel",
+       simplify=_simplify_select),
+    # comparisons and logic (conditions of Piecewise); they carry no gradient
+    Op("gt", np.greater, _zero_vjp, "{0} > {1}", 2, sympy.StrictGreaterThan, ((-2, 2),) * 2, _CMP_PREC, "gt",
+       dtype_rule=_bool),
+    Op("ge", np.greater_equal, _zero_vjp, "{0} >= {1}", 2, sympy.GreaterThan, ((-2, 2),) * 2, _CMP_PREC, "ge",
+       dtype_rule=_bool),
+    Op("lt", np.less, _zero_vjp, "{0} < {1}", 2, sympy.StrictLessThan, ((-2, 2),) * 2, _CMP_PREC, "lt",
+       dtype_rule=_bool),
+    Op("le", np.less_equal, _zero_vjp, "{0} <= {1}", 2, sympy.LessThan, ((-2, 2),) * 2, _CMP_PREC, "le",
+       dtype_rule=_bool),
+    Op("eq", np.equal, _zero_vjp, "{0} == {1}", 2, sympy.Eq, ((-2, 2),) * 2, _CMP_PREC, "eq", dtype_rule=_bool),
+    Op("ne", np.not_equal, _zero_vjp, "{0} != {1}", 2, sympy.Ne, ((-2, 2),) * 2, _CMP_PREC, "ne",
+       dtype_rule=_bool),
+    Op("and", np.logical_and, _zero_vjp, "{0} and {1}", 2, sympy.And, ((0, 1),) * 2, 4, "both",
+       dtype_rule=_bool),
+    Op("or", np.logical_or, _zero_vjp, "{0} or {1}", 2, sympy.Or, ((0, 1),) * 2, 3, "either", dtype_rule=_bool),
+    Op("not", np.logical_not, _zero_vjp, "not {0}", 1, sympy.Not, ((0, 1),), 5, "neither", dtype_rule=_bool),
+    # gates: recognised by passes.py where the chain rule of their expansion is unstable or slow
+    Op("sigmoid", special.expit, lambda g, out, a: (g * out * (1.0 - out),), "1.0 / (1.0 + np.exp(-{0}))",
+       hint="sig", note="sigmoid gate: σ' = σ(1-σ)"),
+    Op("softplus", lambda a: np.logaddexp(0.0, a), lambda g, out, a: (g * ir.sigmoid(a),),
+       "max({0}, 0.0) + np.log1p(np.exp(-abs({0})))", prec=_ADD_PREC, hint="softplus",
+       note="softplus gate: d/du = σ(u)"),
+    Op("log1p", np.log1p, lambda g, out, a: (g / (1.0 + a),), "np.log1p({0})", domain=((-0.5, 3),),
+       hint="log1p"),
+    Op("logsumexp", _eval_logsumexp, _vjp_logsumexp, _emit_logsumexp, None, domain=((-2, 2),) * 3,
+       prec=_ADD_PREC, hint="lse", note="logsumexp gate: softmax weights"),
+]
+
+OPS: dict[str, Op] = {record.name: record for record in _RECORDS}
+
+# SymPy class -> op name, for the classes that lower one-to-one.
+SYMPY_OPS: dict[type, str] = {r.sympy: r.name for r in _RECORDS if r.sympy is not None}

@@ -1,0 +1,105 @@
+"""Graph passes.
+
+Constant folding and CSE happen in `Graph.apply` as nodes are built, and dead nodes vanish because
+emission walks only what the outputs reach; so a pass here is a *rebuild*: each reachable node is
+rebuilt bottom-up through the builder and then offered to the rewrite rules.
+
+The rules recognise gates whose naive chain rule is unstable or wasteful:
+  1/(1+exp(-u)) -> sigmoid(u)   σ' = σ(1-σ); finite at u = ±1000 where exp overflows
+  log(1+exp(u)) -> softplus(u)  max(u,0) + log1p(exp(-|u|)); never overflows
+  log(Σ exp(u)) -> logsumexp(u) shifted by the max term
+  log(1+u)      -> log1p(u)     accurate for small u
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from gradc import ir
+from gradc.ir import Node
+
+Rule = Callable[[Node], "Node | None"]
+
+
+def _terms(node: Node) -> list[Node]:
+    """The summands of a chain of `add` nodes."""
+    if node.op != "add":
+        return [node]
+    return _terms(node.inputs[0]) + _terms(node.inputs[1])
+
+
+def _one_plus(node: Node) -> Node | None:
+    """u when node is 1 + u (either order), else None."""
+    if node.op == "add":
+        a, b = node.inputs
+        if a.is_const and a.value == 1.0:
+            return b
+        if b.is_const and b.value == 1.0:
+            return a
+    return None
+
+
+def _label(text: str, node: Node) -> str:
+    return text.format(node.label or "·")
+
+
+def sigmoid_gate(node: Node) -> Node | None:
+    """1/(1+exp(-u)) -> σ(u); 1/(1+exp(u)) -> σ(-u)."""
+    if node.op != "div" or not (node.inputs[0].is_const and node.inputs[0].value == 1.0):
+        return None
+    rest = _one_plus(node.inputs[1])
+    if rest is None or rest.op != "exp":
+        return None
+    arg = rest.inputs[0]
+    u = arg.inputs[0] if arg.op == "neg" else -arg
+    return node.graph.apply("sigmoid", u, label=_label("σ({})", u))
+
+
+def log_gates(node: Node) -> Node | None:
+    """log(1+exp(u)) -> softplus(u); log(Σ exp(u_k)) -> logsumexp; log(1+u) -> log1p(u)."""
+    if node.op != "log":
+        return None
+    (arg,) = node.inputs
+    terms = _terms(arg)
+    if len(terms) >= 2 and all(t.op == "exp" for t in terms):
+        return ir.logsumexp(*(t.inputs[0] for t in terms))
+    rest = _one_plus(arg)
+    if rest is None:
+        return None
+    if rest.op == "exp":
+        return node.graph.apply("softplus", rest.inputs[0], label=node.label)
+    return node.graph.apply("log1p", rest, label=node.label)
+
+
+GATE_RULES: tuple[Rule, ...] = (sigmoid_gate, log_gates)
+
+
+def rewrite(outputs: Sequence[Node], rules: Sequence[Rule] = GATE_RULES) -> list[Node]:
+    """Rebuild everything `outputs` reach, bottom-up, applying `rules` to each rebuilt node until none
+    fires. Returns the new outputs; node metadata (labels, adjoint links) is carried over."""
+    new: dict[int, Node] = {}
+    for node in ir.topological_order(outputs):
+        if node.op in ("input", "const"):
+            new[id(node)] = node
+            continue
+        inputs = [new[id(x)] for x in node.inputs]
+        built = node.graph.apply(node.op, *inputs, label=node.label, **dict(node.attrs))
+        built = _apply_rules(built, rules)
+        if built.adjoint_of is None and node.adjoint_of is not None:
+            built.adjoint_of = new.get(id(node.adjoint_of), node.adjoint_of)
+        new[id(node)] = built
+    return [new[id(x)] for x in outputs]
+
+
+def _apply_rules(node: Node, rules: Sequence[Rule]) -> Node:
+    for _ in range(16):   # each rule strictly shrinks the graph, so this settles fast
+        for rule in rules:
+            result = rule(node)
+            if result is not None and result is not node:
+                if not result.label:
+                    result.label = node.label
+                node = result
+                break
+        else:
+            return node
+    return node

@@ -1,0 +1,102 @@
+"""Call-time support for generated expression modules.
+
+The text of this file below the RUNTIME marker is copied verbatim into every generated expression
+module (which must not import gradc), so it may use only numpy, numba and the standard library.
+It is also importable here, so it is linted and tested as ordinary code.
+"""
+# --- RUNTIME ---
+import numba as nb
+import numpy as np
+from numba.extending import overload
+
+CHUNK = 4096   # points per parallel chunk; fixed so that reductions are reproducible on any machine
+
+
+def _load(x, i):
+    """Value at point i: an array input holds one value per point, a shared scalar the same for all."""
+
+
+@overload(_load, inline="always")
+def _load_impl(x, i):
+    if isinstance(x, nb.types.Array):
+        return lambda x, i: x[i]
+    return lambda x, i: x
+
+
+def _store(out, i, c, v):
+    """Gradient at point i: per point into out[i]; a shared scalar's sums into out[c, 0] per chunk c."""
+
+
+@overload(_store, inline="always")
+def _store_impl(out, i, c, v):
+    if out.ndim == 1:
+        def per_point(out, i, c, v):
+            out[i] = v
+        return per_point
+
+    def per_chunk(out, i, c, v):
+        out[c, 0] += v
+    return per_chunk
+
+
+def _as_input(value, name):
+    """`value` as a float array of `dtype`; TypeError naming the argument if it is not numeric."""
+    array = np.asarray(value)
+    if array.dtype.kind not in "biuf":
+        raise TypeError(f"argument {name!r} must be real numbers, got an array of dtype {array.dtype}")
+    return array
+
+
+def _prepare(values, names, dtype):
+    """Broadcast the inputs like NumPy. Returns (shape, n, kernel arguments): a 0-d input is passed as
+    a shared scalar, any other as a flat array of all n points (materialised if it was broadcast)."""
+    if len(values) != len(names):
+        raise TypeError(f"expected {len(names)} inputs ({', '.join(names)}), got {len(values)}")
+    arrays = [_as_input(v, name) for v, name in zip(values, names)]
+    try:
+        shape = np.broadcast_shapes(*(a.shape for a in arrays))
+    except ValueError:
+        shapes = ", ".join(f"{name}: {a.shape}" for name, a in zip(names, arrays))
+        raise ValueError(f"inputs do not broadcast together ({shapes})") from None
+    n = int(np.prod(shape, dtype=np.int64))
+    kernel_args = []
+    for a in arrays:
+        if a.ndim == 0:
+            kernel_args.append(dtype.type(a))
+        else:
+            kernel_args.append(np.ascontiguousarray(np.broadcast_to(a, shape), dtype=dtype).reshape(n))
+    return shape, n, arrays, kernel_args
+
+
+def _cotangents(values, outputs, shape, n, dtype):
+    """Kernel arguments for the weights of each output (default 1): shared scalars or flat arrays."""
+    if values is None:
+        return [dtype.type(1.0)] * len(outputs)
+    if len(values) != len(outputs):
+        raise ValueError(f"expected {len(outputs)} cotangents (one per output), got {len(values)}")
+    weights = []
+    for value, name in zip(values, outputs):
+        array = _as_input(value, f"cotangent of {name}")
+        if np.broadcast_shapes(array.shape, shape) != tuple(shape):
+            raise ValueError(f"cotangent of {name} has shape {array.shape}; it must broadcast to {shape}")
+        weights.append(dtype.type(array) if array.ndim == 0 else
+                       np.ascontiguousarray(np.broadcast_to(array, shape), dtype=dtype).reshape(n))
+    return weights
+
+
+def _grad_buffer(array, n, dtype):
+    """Where the kernel writes one input's gradient: per point, or per chunk for a shared scalar."""
+    if array.ndim == 0:
+        return np.zeros(((n + CHUNK - 1) // CHUNK, 1), dtype=dtype)
+    return np.empty(n, dtype=dtype)
+
+
+def _grad_result(buffer, array, shape, dtype):
+    """Gradient of sum(f) shaped like its input: summed over the axes the input was broadcast along."""
+    if array.ndim == 0:
+        return dtype.type(buffer.sum())
+    full = buffer.reshape(shape)
+    extra = full.ndim - array.ndim
+    axes = tuple(range(extra)) + tuple(
+        extra + k for k, size in enumerate(array.shape) if size == 1 and shape[extra + k] != 1)
+    return full.sum(axis=axes).reshape(array.shape) if axes else full
