@@ -6,14 +6,7 @@ Public API: compile, compile_expr, compile_mlp, load, and the errors.
 __version__ = "0.1.0"
 
 from gradc.errors import GradcError, SpecError, UnsupportedError  # noqa: E402
-from gradc.compiler import compile, compile_expr  # noqa: E402
-
-
-def compile_mlp(spec, *, name=None):
-    """Compile an MLP spec (dict, .yaml/.yml/.json/.toml path, or MLPSpec) to an MLPModule."""
-    from gradc.mlp import compile_mlp as _compile_mlp
-
-    return _compile_mlp(spec, name=name)
+from gradc.compiler import compile, compile_expr, compile_mlp  # noqa: E402
 
 
 def load(path):

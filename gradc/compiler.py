@@ -14,7 +14,10 @@ from gradc.emit_expr import ExprProgram, emit_expr_module
 from gradc.errors import GradcError
 from gradc.frontend.sympy import lower_exprs
 from gradc.ir import Node
-from gradc.module import ExprModule
+from gradc.emit_mlp import emit_mlp_module
+from gradc.frontend.mlp import lower_mlp
+from gradc.frontend.spec import load_spec
+from gradc.module import ExprModule, MLPModule
 
 DTYPES = ("float32", "float64")
 
@@ -109,7 +112,21 @@ def compile(target: Any, **kwargs: Any):  # noqa: A001 - the public name is grad
     if isinstance(target, (sympy.Basic, int, float)) or (
             isinstance(target, (list, tuple)) and target and all(isinstance(t, sympy.Basic) for t in target)):
         return compile_expr(target, **kwargs)
-    from gradc.mlp import compile_mlp
     if isinstance(target, (dict, str, os.PathLike)) or type(target).__name__ == "MLPSpec":
         return compile_mlp(target, **kwargs)
     raise TypeError(f"gradc.compile takes a SymPy expression or an MLP spec, got {type(target).__name__}")
+
+
+def compile_mlp(spec: Any, *, name: str | None = None) -> MLPModule:
+    """Compile an MLP spec (dict, .yaml/.yml/.json/.toml path, or MLPSpec) to an MLPModule.
+    Raises SpecError naming the field of any problem in the spec."""
+    parsed = load_spec(spec)
+    if name is not None:
+        parsed = load_spec({**parsed.to_dict(), "name": name})
+    program = lower_mlp(parsed)
+    forward = ir.topological_order([program.loss])
+    everything = ir.topological_order([program.loss, *program.grads])
+    counts = {"forward": _op_count(forward), "backward": _op_count(everything) - _op_count(forward)}
+    source = emit_mlp_module(program, content_hash(__version__, parsed.fingerprint()),
+                             f"gradc compile SPEC -o OUT.py  (spec fingerprint {parsed.fingerprint()[:16]})")
+    return MLPModule(source, counts, parsed)

@@ -60,8 +60,9 @@ class Naming:
 
 
 def plan_names(forward: Sequence[Node], backward: Sequence[Node], namer: Namer,
-               input_names: dict[int, str], output_names: dict[int, str]) -> Naming:
-    """Name every forward gate, every adjoint, every value used twice; inline the rest."""
+               input_names: dict[int, str], output_names: dict[int, str], stage_all: bool = True) -> Naming:
+    """Name every forward gate (with `stage_all`; else only the ones a frontend named), every adjoint,
+    every value used twice; inline the rest."""
     order = ir.topological_order([*forward, *backward])
     uses = ir.use_counts(order)
     for node in [*forward, *backward]:
@@ -75,7 +76,7 @@ def plan_names(forward: Sequence[Node], backward: Sequence[Node], namer: Namer,
             continue
         if id(node) in output_names and id(node) in primal:
             names[id(node)] = output_names[id(node)]
-        elif id(node) in primal:
+        elif id(node) in primal and (stage_all or _named_by_frontend(node) or uses.get(id(node), 0) > 1):
             names[id(node)] = namer.fresh(_stem(node, names, counters))
         elif node.adjoint_of is not None:
             prev = node.inputs[0] if node.op in ("add", "sub") else None
@@ -91,8 +92,15 @@ def plan_names(forward: Sequence[Node], backward: Sequence[Node], namer: Namer,
     return Naming(names, accumulates)
 
 
+def _named_by_frontend(node: Node) -> bool:
+    return bool(node.hint) and node.hint != OPS[node.op].hint
+
+
 def _stem(node: Node, names: dict[int, str], counters: dict[str, int]) -> str:
-    """sig_y for a gate on an input; otherwise the op's stem and a running number (sum1, quot2)."""
+    """The frontend's name (z1, h1); sig_y for a gate on an input; else the op's stem and a running
+    number (sum1, quot2)."""
+    if _named_by_frontend(node):
+        return node.hint
     hint = OPS[node.op].hint
     if len(node.inputs) == 1 and node.inputs[0].op == "input":
         return f"{hint}_{names[id(node.inputs[0])].removesuffix('_i')}"

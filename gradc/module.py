@@ -60,3 +60,46 @@ class ExprModule(CompiledModule):
 
     def __repr__(self) -> str:
         return f"ExprModule(args={self.args}, wrt={self.wrt}, outputs={self.n_outputs})"
+
+
+class MLPModule(CompiledModule):
+    """A compiled MLP: batched forward, loss, gradients and an SGD step (see the generated module)."""
+
+    def __init__(self, source: str, op_counts: dict[str, int], spec: Any):
+        super().__init__(source, op_counts)
+        self.spec = spec
+        self.param_names = tuple(self.param_shapes)
+
+    @property
+    def param_shapes(self) -> dict[str, tuple[int, ...]]:
+        shapes = {}
+        fan_in = self.spec.input
+        for i, layer in enumerate(self.spec.layers, 1):
+            shapes[f"W{i}"] = (fan_in, layer.units)
+            if layer.bias:
+                shapes[f"b{i}"] = (layer.units,)
+            fan_in = layer.units
+        return shapes
+
+    def init_params(self, seed: int = 0) -> dict[str, np.ndarray]:
+        """Fresh parameters (weights by each layer's init rule, zero biases)."""
+        return self.module.init_params(seed)
+
+    def forward(self, params: dict[str, np.ndarray], X: np.ndarray) -> np.ndarray:
+        """The last layer's activations, shape (N, units of the last layer)."""
+        return self.module.forward(params, X)
+
+    def loss(self, params: dict[str, np.ndarray], X: np.ndarray, Y: np.ndarray) -> float:
+        return self.module.loss(params, X, Y)
+
+    def loss_and_grad(self, params: dict[str, np.ndarray], X: np.ndarray,
+                      Y: np.ndarray) -> tuple[float, dict[str, np.ndarray]]:
+        """(loss, gradients keyed and shaped like params)."""
+        return self.module.loss_and_grad(params, X, Y)
+
+    def sgd_step(self, params: dict[str, np.ndarray], X: np.ndarray, Y: np.ndarray, lr: float) -> float:
+        """Update params in place by -lr·gradient; returns the loss before the step."""
+        return self.module.sgd_step(params, X, Y, lr)
+
+    def __repr__(self) -> str:
+        return f"MLPModule({self.spec.name!r}, params={self.param_names})"

@@ -38,11 +38,23 @@ class Op:
     domain: Domain = ((-2.0, 2.0),)
     prec: int = 100                       # printing precedence of the emitted expression
     hint: str = "t"                       # name stem of emitted values
-    shape: Callable[..., tuple] = lambda *xs, **_: np.broadcast_shapes(*(x.shape for x in xs))
+    shape: Callable[..., tuple] = lambda *xs, **_: broadcast(*(x.shape for x in xs))
     dtype_rule: Callable[..., str] = lambda dtype, *xs: dtype
     simplify: Callable[..., Node | None] | None = None   # algebraic identities applied while building
     foldable: bool = True                 # all-constant inputs fold to a constant
     note: str = ""                        # what the generated backward comment says of this gate
+
+
+def broadcast(*shapes: tuple) -> tuple:
+    """NumPy broadcasting of shapes whose dimensions may be symbolic (the batch size "N")."""
+    rank = max((len(s) for s in shapes), default=0)
+    out = []
+    for k in range(rank):
+        dims = {s[len(s) - rank + k] for s in shapes if len(s) - rank + k >= 0} - {1}
+        if len(dims) > 1:
+            raise ValueError(f"shapes {shapes} do not broadcast")
+        out.append(dims.pop() if dims else 1)
+    return tuple(out)
 
 
 def _zero_vjp(g, out, *inputs, **_):
@@ -236,3 +248,81 @@ OPS: dict[str, Op] = {record.name: record for record in _RECORDS}
 
 # SymPy class -> op name, for the classes that lower one-to-one.
 SYMPY_OPS: dict[type, str] = {r.sympy: r.name for r in _RECORDS if r.sympy is not None}
+
+
+# -- matrix ops of MLP programs (batch-major; "N" is the symbolic batch size) ------------------------
+def _matmul_shape(a, b, ta=False, tb=False):
+    (m, k), (k2, n) = (a.shape[::-1] if ta else a.shape), (b.shape[::-1] if tb else b.shape)
+    return (m, n)
+
+
+def _eval_matmul(a, b, ta=False, tb=False):
+    return (a.T if ta else a) @ (b.T if tb else b)
+
+
+def _emit_matmul(args: list[str], node: Node) -> str:
+    ta, tb = node.attr("ta", False), node.attr("tb", False)
+    return f"{args[0]}{'.T' if ta else ''} @ {args[1]}{'.T' if tb else ''}"   # BLAS reads the transpose
+
+
+def _vjp_matmul(g, out, a, b, ta=False, tb=False):
+    if ta or tb:
+        return None, None   # transposed products only appear in backward passes; no second derivatives
+    return ir.call("matmul", g, b, tb=True), ir.call("matmul", a, g, ta=True)
+
+
+def _scalar(*xs, **_):
+    return ()
+
+
+def _softmax(z):
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def _hinge_margins(a, y):
+    correct = (a * y).sum(axis=1, keepdims=True)
+    return np.maximum(0.0, a - correct + 1.0) * (1.0 - y)
+
+
+def _hinge_grad(a, y):
+    hit = (_hinge_margins(a, y) > 0).astype(a.dtype)
+    return (hit - y * hit.sum(axis=1, keepdims=True)) / a.shape[0]
+
+
+def _loss(name: str, value, grad) -> list[Op]:
+    """A loss L(a, y) -> scalar and its gradient dL/da; emitted as calls of the runtime's fused loops
+    `_<name>` and `_<name>_grad` (no temporaries, one pass over the batch each)."""
+    return [
+        Op(name, value, lambda g, out, a, y: (g * ir.call(f"{name}_grad", a, y), None),
+           f"_{name}({{0}}, {{1}})", 2, domain=((-2, 2), (0, 1)), hint="loss", shape=_scalar),
+        Op(f"{name}_grad", grad, None, f"_{name}_grad({{0}}, {{1}})", 2, domain=((-2, 2), (0, 1)),
+           hint="d_a", shape=lambda a, y, **_: a.shape),
+    ]
+
+
+_RECORDS += [
+    Op("matmul", _eval_matmul, _vjp_matmul, _emit_matmul, 2, domain=((-1, 1),) * 2, prec=_MUL_PREC,
+       hint="mm", shape=_matmul_shape, foldable=False),
+    Op("sum", lambda a, axes, keep_shape: np.sum(a, axis=axes).reshape(keep_shape), None,
+       lambda args, node: f"np.sum({args[0]}, axis={node.attr('axes')[0]})", 1,
+       hint="sum", shape=lambda a, axes, keep_shape: keep_shape, foldable=False),
+    Op("sumsq", lambda a: np.sum(a * a), lambda g, out, a: (2.0 * g * a,), "np.sum({0} * {0})",
+       hint="sumsq", shape=_scalar, foldable=False),
+    # an activation: attrs fn is a frontend.mlp.Activation, a scalar program compiled by gradc itself
+    Op("act", lambda z, fn: fn.value(z), lambda g, out, z, fn: (g * ir.call("act_deriv", z, fn=fn),),
+       lambda args, node: f"{node.attr('fn').helper}({args[0]})", hint="h", foldable=False),
+    Op("act_deriv", lambda z, fn: fn.deriv(z), None,
+       lambda args, node: f"{node.attr('fn').helper}_deriv({args[0]})", hint="dh", foldable=False),
+    *_loss("mse", lambda a, y: 0.5 * np.sum((a - y) ** 2) / a.shape[0], lambda a, y: (a - y) / a.shape[0]),
+    *_loss("sum_squared", lambda a, y: np.sum((a - y) ** 2), lambda a, y: 2.0 * (a - y)),
+    *_loss("softmax_ce",
+           lambda z, y: np.mean(np.log(np.exp(z - z.max(1, keepdims=True)).sum(1)) + z.max(1) - (z * y).sum(1)),
+           lambda z, y: (_softmax(z) - y) / z.shape[0]),
+    *_loss("bce", lambda a, y: -np.sum(y * np.log(a) + (1 - y) * np.log(1 - a)) / a.shape[0],
+           lambda a, y: (a - y) / (a * (1 - a)) / a.shape[0]),
+    *_loss("bce_logits", lambda z, y: np.sum(np.logaddexp(0, z) - y * z) / z.shape[0],
+           lambda z, y: (special.expit(z) - y) / z.shape[0]),
+    *_loss("hinge", lambda a, y: np.sum(_hinge_margins(a, y)) / a.shape[0], _hinge_grad),
+]
+OPS.update({record.name: record for record in _RECORDS})

@@ -135,3 +135,26 @@ def lower_exprs(exprs: Sequence[sympy.Expr], args: Sequence[sympy.Symbol], dtype
             e = sympy.sympify(e, strict=True)   # numbers only: strict refuses strings
         outputs.append(lowering.lower(e))
     return graph, outputs
+
+
+def _gate_constructors() -> dict[str, object]:
+    """Gates as users write them in text; passes.py recognises the expansions again."""
+    return {
+        "sigmoid": lambda u: 1 / (1 + sympy.exp(-u)),
+        "softplus": lambda u: sympy.log(1 + sympy.exp(u)),
+        "log1p": lambda u: sympy.log(1 + u),
+        "logsumexp": lambda *us: sympy.log(sum(sympy.exp(u) for u in us)),
+    }
+
+
+def text_functions() -> dict[str, object]:
+    """Function names allowed in expression strings (specs, CLI), each mapped to its SymPy builder:
+    every SymPy function class of the op table, lower-case aliases, and the gates."""
+    table: dict[str, object] = {cls.__name__: cls for cls in SYMPY_OPS
+                                if issubclass(cls, sympy.Function) and cls is not sympy.Piecewise}
+    table.update({"Max": sympy.Max, "Min": sympy.Min, "abs": sympy.Abs, "max": sympy.Max, "min": sympy.Min, "sqrt": sympy.sqrt,
+                  "ceil": sympy.ceiling, **_gate_constructors()})
+    return table
+
+
+TEXT_CONSTANTS = {"pi": sympy.pi, "E": sympy.E}

@@ -1,0 +1,148 @@
+"""MLP programs -> a standalone module: one njit function per entry point (no Python between
+layers), BLAS products with transposed operands instead of transposed copies, and one fused loop
+per activation that returns the activation and its derivative together."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from gradc import ir
+from gradc.emit import Naming, Printer, header, plan_names, runtime_source, statements
+from gradc.frontend.mlp import Activation, MLPProgram
+from gradc.ir import Node
+from gradc.names import Namer
+
+_DECORATOR = '@nb.njit(cache=True, error_model="numpy", nogil=True)'
+
+
+def _activation_helpers(act: Activation) -> list[str]:
+    """`_act_x(z)` -> h and `_act_x_both(z)` -> (h, h'), each one loop over the flattened array."""
+    z = act.h.graph.input("z")
+    namer = Namer()
+    naming = plan_names([act.h], [act.dh], namer, {id(z): "z_k"}, {})
+    printer = Printer(naming)
+    forward = ir.topological_order([act.h])
+    both = ir.topological_order([act.h, act.dh])
+    head = ["    flat = z.reshape(z.size)", "    h = np.empty_like(flat)"]
+    loop = ["    for k in range(flat.shape[0]):", "        z_k = flat[k]"]
+
+    def body(order: Sequence[Node]) -> list[str]:
+        return ["        " + s for s in statements(order, naming)]
+
+    return [
+        _DECORATOR,
+        f"def {act.helper}(z):",
+        f'    """h = {act.formula} elementwise."""'.replace("\\", "\\\\"),
+        *head, *loop, *body(forward), f"        h[k] = {printer.text(act.h)}",
+        "    return h.reshape(z.shape)",
+        "", "",
+        _DECORATOR,
+        f"def {act.helper}_both(z):",
+        '    """(h, dh/dz) in one pass: the derivative reuses the forward values."""',
+        *head, "    dh = np.empty_like(flat)", *loop, *body(both),
+        f"        h[k] = {printer.text(act.h)}",
+        f"        dh[k] = {printer.text(act.dh)}",
+        "    return h.reshape(z.shape), dh.reshape(z.shape)",
+    ]
+
+
+def _fuse_activations(order: Sequence[Node], naming: Naming) -> tuple[dict[int, str], set[int]]:
+    """Statements that compute an activation and its derivative together; the derivative nodes they
+    cover (which then get no statement of their own)."""
+    derivs = {(id(n.inputs[0]), n.attr("fn")): n for n in order if n.op == "act_deriv"}
+    fused: dict[int, str] = {}
+    covered: set[int] = set()
+    for node in order:
+        d = derivs.get((id(node.inputs[0]), node.attr("fn"))) if node.op == "act" else None
+        if d is not None:
+            h, dh, z = naming.names[id(node)], naming.names[id(d)], naming.names[id(node.inputs[0])]
+            fused[id(node)] = f"{h}, {dh} = {node.attr('fn').helper}_both({z})  # {node.label} and its derivative"
+            covered.add(id(d))
+    return fused, covered
+
+
+def _function(name: str, doc: str, params: list[str], outputs: list[Node], backward: list[Node],
+              p: MLPProgram) -> list[str]:
+    inputs = {id(p.X): "X", id(p.Y): "Y", **{id(n): k for k, n in p.params.items()}}
+    namer = Namer({"X", "Y", *p.params, *(a.helper for a in p.activations)})
+    naming = plan_names(outputs, backward, namer, inputs, {}, stage_all=False)
+    order = ir.topological_order([*outputs, *reversed(backward)])   # backward from the last layer
+    for node in order:   # an activation's derivative is computed with it, so it needs a name
+        if node.op == "act_deriv" and id(node) not in naming.names:
+            naming.names[id(node)] = namer.fresh(f"d{naming.names[id(node.inputs[0])].replace('z', 'h', 1)}")
+    fused, covered = _fuse_activations(order, naming)
+    printer = Printer(naming)
+    body = []
+    forward_ids = {id(n) for n in ir.topological_order(outputs)}
+    for node in order:
+        if node.op in ("input", "const") or id(node) not in naming.names or id(node) in covered:
+            continue
+        if backward and id(node) not in forward_ids and not any(b.startswith("# backward") for b in body):
+            body.append("# backward: adjoints of the loss")
+        body.append(fused.get(id(node)) or printer.statement(node))
+    values = [printer.text(n) for n in [*outputs, *backward]]
+    return [_DECORATOR, f"def {name}({', '.join(params)}):", f'    """{doc}"""',
+            *("    " + line for line in body), f"    return {', '.join(values)}"]
+
+
+def _wrappers(p: MLPProgram) -> str:
+    labels_ok = p.spec.loss in ("softmax_cross_entropy", "hinge")
+    return f'''PARAM_SHAPES = {{{", ".join(f"{k!r}: {tuple(n.shape)!r}" for k, n in p.params.items())}}}
+PARAM_INITS = {p.inits!r}
+INPUT, OUTPUT = {p.spec.input}, {p.spec.layers[-1].units}
+LABELS_OK = {labels_ok}   # Y may be integer class labels of shape (N,)
+DTYPE = np.dtype({p.spec.dtype!r})
+
+
+def init_params(seed=0):
+    """Fresh parameters keyed like PARAM_SHAPES (weights by each layer's init rule, zero biases)."""
+    return _init(PARAM_SHAPES, PARAM_INITS, seed, DTYPE)
+
+
+def forward(params, X):
+    """The last layer's activations for X of shape (N, INPUT)."""
+    X, _ = _batch(X, None, INPUT, OUTPUT, DTYPE, LABELS_OK)
+    return _forward(X, *_params(params, PARAM_SHAPES, DTYPE))
+
+
+def loss(params, X, Y):
+    """The loss (a float) of a batch."""
+    X, Y = _batch(X, Y, INPUT, OUTPUT, DTYPE, LABELS_OK)
+    return float(_loss(X, Y, *_params(params, PARAM_SHAPES, DTYPE)))
+
+
+def loss_and_grad(params, X, Y):
+    """(loss, gradients keyed and shaped like params) of a batch."""
+    X, Y = _batch(X, Y, INPUT, OUTPUT, DTYPE, LABELS_OK)
+    value, *grads = _loss_and_grad(X, Y, *_params(params, PARAM_SHAPES, DTYPE))
+    return float(value), dict(zip(PARAM_SHAPES, grads))
+
+
+def sgd_step(params, X, Y, lr):
+    """One step of gradient descent on params, in place; returns the loss before the step."""
+    value, grads = loss_and_grad(params, X, Y)
+    for name, g in grads.items():
+        params[name] -= lr * g
+    return value
+'''
+
+
+def emit_mlp_module(p: MLPProgram, source_hash: str, regenerate: str) -> str:
+    """The standalone module's source text."""
+    names = list(p.params)
+    layers = [f"layer {i}: {layer.units} units, {layer.activation}"
+              + (f" = {layer.formula}" if layer.activation == "custom" else "") + ("" if layer.bias else ", no bias")
+              for i, layer in enumerate(p.spec.layers, 1)]
+    described = [f"input {p.spec.input}", *layers, f"loss {p.spec.loss}, l2 {p.spec.l2}, {p.spec.dtype}"]
+    helpers = [line for act in p.activations for line in [*_activation_helpers(act), "", ""]]
+    parts = [
+        header(f"MLP {p.spec.name}", source_hash, regenerate, described),
+        runtime_source("runtime_mlp").rstrip("\n"), "", "",
+        "\n".join(helpers),
+        "\n".join(_function("_forward", "X -> the last layer's activations.", ["X", *names], [p.output], [], p)), "", "",
+        "\n".join(_function("_loss", "(X, Y) -> loss.", ["X", "Y", *names], [p.loss], [], p)), "", "",
+        "\n".join(_function("_loss_and_grad", "(X, Y) -> (loss, *gradients in PARAM_SHAPES order).",
+                            ["X", "Y", *names], [p.loss], p.grads, p)), "", "",
+        _wrappers(p),
+    ]
+    return "\n".join(parts)

@@ -1,0 +1,187 @@
+"""Support code for generated MLP modules: fused loss loops and call-time validation.
+
+The text below the RUNTIME marker is copied verbatim into every generated MLP module (which must
+not import gradc): numpy, numba and the standard library only.
+"""
+# --- RUNTIME ---
+import numba as nb
+import numpy as np
+
+_JIT = {"cache": True, "error_model": "numpy", "nogil": True}
+
+
+@nb.njit(**_JIT)
+def _mse(a, y):
+    total = 0.0
+    for r in range(a.shape[0]):
+        for k in range(a.shape[1]):
+            d = a[r, k] - y[r, k]
+            total += d * d
+    return 0.5 * total / a.shape[0]
+
+
+@nb.njit(**_JIT)
+def _mse_grad(a, y):
+    return (a - y) * (1.0 / a.shape[0])
+
+
+@nb.njit(**_JIT)
+def _sum_squared(a, y):
+    total = 0.0
+    for r in range(a.shape[0]):
+        for k in range(a.shape[1]):
+            d = a[r, k] - y[r, k]
+            total += d * d
+    return total
+
+
+@nb.njit(**_JIT)
+def _sum_squared_grad(a, y):
+    return 2.0 * (a - y)
+
+
+@nb.njit(**_JIT)
+def _softmax_ce(z, y):
+    """Mean over rows of logsumexp(z_r) - z_r·y_r, shifted by the row max (stable at |z| ~ 1e3)."""
+    total = 0.0
+    for r in range(z.shape[0]):
+        m = z[r].max()
+        s = 0.0
+        for k in range(z.shape[1]):
+            s += np.exp(z[r, k] - m)
+            total -= z[r, k] * y[r, k]
+        total += m + np.log(s)
+    return total / z.shape[0]
+
+
+@nb.njit(**_JIT)
+def _softmax_ce_grad(z, y):
+    """(softmax(z) - y) / N."""
+    out = np.empty_like(z)
+    for r in range(z.shape[0]):
+        m = z[r].max()
+        s = 0.0
+        for k in range(z.shape[1]):
+            out[r, k] = np.exp(z[r, k] - m)
+            s += out[r, k]
+        for k in range(z.shape[1]):
+            out[r, k] = (out[r, k] / s - y[r, k]) / z.shape[0]
+    return out
+
+
+@nb.njit(**_JIT)
+def _bce(a, y):
+    total = 0.0
+    for r in range(a.shape[0]):
+        for k in range(a.shape[1]):
+            total -= y[r, k] * np.log(a[r, k]) + (1.0 - y[r, k]) * np.log(1.0 - a[r, k])
+    return total / a.shape[0]
+
+
+@nb.njit(**_JIT)
+def _bce_grad(a, y):
+    return (a - y) / (a * (1.0 - a)) / a.shape[0]
+
+
+@nb.njit(**_JIT)
+def _bce_logits(z, y):
+    """Mean over rows of Σ softplus(z) - y·z: binary cross-entropy of σ(z) without forming σ(z)."""
+    total = 0.0
+    for r in range(z.shape[0]):
+        for k in range(z.shape[1]):
+            u = z[r, k]
+            total += max(u, 0.0) + np.log1p(np.exp(-abs(u))) - y[r, k] * u
+    return total / z.shape[0]
+
+
+@nb.njit(**_JIT)
+def _bce_logits_grad(z, y):
+    return (1.0 / (1.0 + np.exp(-z)) - y) / z.shape[0]
+
+
+@nb.njit(**_JIT)
+def _hinge(a, y):
+    """Multiclass SVM loss, mean over rows: Σ_{j≠y} max(0, a_j - a_y + 1)."""
+    total = 0.0
+    for r in range(a.shape[0]):
+        correct = 0.0
+        for k in range(a.shape[1]):
+            correct += a[r, k] * y[r, k]
+        for k in range(a.shape[1]):
+            total += max(0.0, a[r, k] - correct + 1.0) * (1.0 - y[r, k])
+    return total / a.shape[0]
+
+
+@nb.njit(**_JIT)
+def _hinge_grad(a, y):
+    out = np.zeros_like(a)
+    for r in range(a.shape[0]):
+        correct = 0.0
+        for k in range(a.shape[1]):
+            correct += a[r, k] * y[r, k]
+        hits = 0.0
+        for k in range(a.shape[1]):
+            if y[r, k] == 0.0 and a[r, k] - correct + 1.0 > 0.0:
+                out[r, k] = 1.0 / a.shape[0]
+                hits += 1.0
+        for k in range(a.shape[1]):
+            out[r, k] -= y[r, k] * hits / a.shape[0]
+    return out
+
+
+def _array(value, what, dtype, shape):
+    """`value` as a C-contiguous `dtype` array of `shape` (None = any size); ValueError naming `what`."""
+    array = np.asarray(value)
+    if array.dtype.kind not in "biuf":
+        raise ValueError(f"{what} must be real numbers, got dtype {array.dtype}")
+    if len(shape) != array.ndim or any(s is not None and s != d for s, d in zip(shape, array.shape)):
+        expected = "(" + ", ".join("N" if s is None else str(s) for s in shape) + ("," if len(shape) == 1 else "") + ")"
+        raise ValueError(f"{what} must have shape {expected}, got {array.shape}")
+    return np.ascontiguousarray(array, dtype=dtype)
+
+
+def _params(params, shapes, dtype):
+    """The parameters in PARAM_SHAPES order, validated; ValueError names the missing/extra/bad one."""
+    if not hasattr(params, "keys"):
+        raise ValueError(f"params must be a dict of arrays keyed {', '.join(shapes)}, got {type(params).__name__}")
+    missing = [k for k in shapes if k not in params]
+    extra = [k for k in params if k not in shapes]
+    if missing or extra:
+        raise ValueError("params " + "; ".join(
+            ([f"missing {', '.join(missing)}"] if missing else []) + ([f"unexpected {', '.join(map(str, extra))}"]
+                                                                      if extra else []))
+            + f" (expected {', '.join(f'{k}{shapes[k]}' for k in shapes)})")
+    return [_array(params[k], f"param {k}", dtype, shapes[k]) for k in shapes]
+
+
+def _batch(X, Y, n_in, n_out, dtype, labels_ok):
+    """(X, Y) validated; Y may be integer class labels of shape (N,) when `labels_ok` (made one-hot)."""
+    X = _array(X, "X", dtype, (None, n_in))
+    if Y is None:
+        return X, None
+    Y = np.asarray(Y)
+    if labels_ok and Y.ndim == 1 and Y.dtype.kind in "iu":
+        if Y.shape[0] != X.shape[0] or (Y.size and (Y.min() < 0 or Y.max() >= n_out)):
+            raise ValueError(f"labels Y must be {X.shape[0]} integers in [0, {n_out}), got shape {Y.shape}"
+                             f" with range [{Y.min() if Y.size else ''}, {Y.max() if Y.size else ''}]")
+        onehot = np.zeros((X.shape[0], n_out), dtype=dtype)
+        onehot[np.arange(X.shape[0]), Y] = 1.0
+        return X, onehot
+    if n_out == 1 and Y.ndim == 1:
+        Y = Y.reshape(-1, 1)
+    Y = _array(Y, "Y", dtype, (X.shape[0], n_out))
+    return X, Y
+
+
+def _init(shapes, inits, seed, dtype):
+    """Fresh parameters: weights ~ N(0, σ²) with σ from the layer's init rule, biases zero."""
+    rng = np.random.default_rng(seed)
+    params = {}
+    for name, shape in shapes.items():
+        if len(shape) == 1:
+            params[name] = np.zeros(shape, dtype=dtype)
+            continue
+        fan_in, fan_out = shape
+        std = {"xavier": np.sqrt(2.0 / (fan_in + fan_out)), "he": np.sqrt(2.0 / fan_in), "normal": 1.0}[inits[name]]
+        params[name] = (rng.standard_normal(shape) * std).astype(dtype)
+    return params
