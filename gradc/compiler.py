@@ -11,12 +11,12 @@ import sympy
 from gradc import __version__, autodiff, ir, passes
 from gradc.emit import content_hash
 from gradc.emit_expr import ExprProgram, emit_expr_module
-from gradc.errors import GradcError
-from gradc.frontend.sympy import lower_exprs
-from gradc.ir import Node
 from gradc.emit_mlp import emit_mlp_module
+from gradc.errors import GradcError
 from gradc.frontend.mlp import lower_mlp
 from gradc.frontend.spec import load_spec
+from gradc.frontend.sympy import lower_exprs
+from gradc.ir import Node
 from gradc.module import ExprModule, MLPModule
 
 DTYPES = ("float32", "float64")
@@ -60,12 +60,14 @@ def _op_count(nodes: Sequence[Node]) -> int:
 
 
 def compile_expr(expr: Any, args: Sequence[sympy.Symbol] | None = None, wrt: Sequence[sympy.Symbol] | None = None,
-                 *, name: str = "f", dtype: str = "float64") -> ExprModule:
+                 *, name: str = "f", dtype: str = "float64", debug: bool = False) -> ExprModule:
     """Compile a SymPy expression (or a sequence of them) to batched forward and gradient kernels.
 
     args: ordered input symbols (default: the free symbols sorted by name); wrt: the subset of args
     to differentiate (default: all). Raises UnsupportedError for constructs gradc cannot compile and
-    GradcError for symbols missing from args.
+    GradcError for symbols missing from args. debug=True emits the same code in serial loops with a
+    check after every named intermediate that raises FloatingPointError(naming it, its source
+    sub-expression, and the first bad point index).
     """
     exprs, many = _as_exprs(expr)
     dtype = _check_dtype(dtype)
@@ -98,10 +100,11 @@ def compile_expr(expr: Any, args: Sequence[sympy.Symbol] | None = None, wrt: Seq
         output_labels=[sympy.sstr(e) for e in exprs], wrt=wrt_index, grads=grads, cotangents=cotangents,
         dtype=dtype,
         source_hash=content_hash(__version__, *(sympy.srepr(e) for e in exprs), repr(arg_names),
-                                 repr(wrt_index), name, dtype),
+                                 repr(wrt_index), name, dtype, repr(debug)),
         regenerate=(f"gradc.compile_expr({'[' + described + ']' if many else described}, "
                     f"args={arg_names}, wrt={[s.name for s in wrt_list]}, name={name!r}, "
-                    f"dtype={dtype!r}).write(path)"),
+                    f"dtype={dtype!r}{', debug=True' if debug else ''}).write(path)"),
+        debug=debug,
     )
     source = emit_expr_module(program)
     return ExprModule(source, counts, arg_names, [s.name for s in wrt_list], len(outputs))
@@ -117,9 +120,10 @@ def compile(target: Any, **kwargs: Any):  # noqa: A001 - the public name is grad
     raise TypeError(f"gradc.compile takes a SymPy expression or an MLP spec, got {type(target).__name__}")
 
 
-def compile_mlp(spec: Any, *, name: str | None = None) -> MLPModule:
+def compile_mlp(spec: Any, *, name: str | None = None, debug: bool = False) -> MLPModule:
     """Compile an MLP spec (dict, .yaml/.yml/.json/.toml path, or MLPSpec) to an MLPModule.
-    Raises SpecError naming the field of any problem in the spec."""
+    Raises SpecError naming the field of any problem in the spec. debug=True checks every named
+    intermediate and raises FloatingPointError naming it, its layer, and the first bad index."""
     parsed = load_spec(spec)
     if name is not None:
         parsed = load_spec({**parsed.to_dict(), "name": name})
@@ -127,6 +131,7 @@ def compile_mlp(spec: Any, *, name: str | None = None) -> MLPModule:
     forward = ir.topological_order([program.loss])
     everything = ir.topological_order([program.loss, *program.grads])
     counts = {"forward": _op_count(forward), "backward": _op_count(everything) - _op_count(forward)}
-    source = emit_mlp_module(program, content_hash(__version__, parsed.fingerprint()),
-                             f"gradc compile SPEC -o OUT.py  (spec fingerprint {parsed.fingerprint()[:16]})")
+    source = emit_mlp_module(program, content_hash(__version__, parsed.fingerprint(), repr(debug)),
+                             f"gradc compile SPEC -o OUT.py  (spec fingerprint {parsed.fingerprint()[:16]})",
+                             debug)
     return MLPModule(source, counts, parsed)

@@ -9,7 +9,7 @@ inline. Naming follows fixed rules so that the same input always gives the same 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -167,11 +167,25 @@ def _with_comment(code: str, note: str) -> str:
     return f"{code}  # {comment(note)}" if note else code
 
 
-def statements(order: Sequence[Node], naming: Naming, skip: set[int] = frozenset()) -> list[str]:
-    """One statement per named node of `order` (inputs and nodes in `skip` excluded)."""
+def statements(order: Sequence[Node], naming: Naming, skip: set[int] = frozenset(),
+               check: Callable[[Node, str], str] | None = None) -> list[str]:
+    """One statement per named node of `order` (inputs and nodes in `skip` excluded); with `check`,
+    each real-valued statement is followed by the line `check(node, name)` (the debug build)."""
     printer = Printer(naming)
-    return [printer.statement(n) for n in order
-            if id(n) in naming.names and n.op != "input" and id(n) not in skip]
+    lines = []
+    for n in order:
+        if id(n) in naming.names and n.op != "input" and id(n) not in skip:
+            lines.append(printer.statement(n))
+            if check is not None and n.dtype != "bool":
+                lines.append(check(n, naming.names[id(n)]))
+    return lines
+
+
+def debug_message(node: Node, name: str) -> str:
+    """A Python string literal naming an intermediate and where it came from, for the debug build's
+    FloatingPointError (escaped like a comment, then quoted by repr: no user text can break out)."""
+    where = node.label if node.adjoint_of is None else f"adjoint of {node.adjoint_of.label or '?'}"
+    return repr(comment(f"non-finite {name} ({where}) at index", 200))
 
 
 def identifier(name: str) -> str:

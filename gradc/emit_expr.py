@@ -12,11 +12,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from gradc import ir
-from gradc.emit import Naming, header, plan_names, runtime_source, statements
+from gradc.emit import Naming, debug_message, header, plan_names, runtime_source, statements
 from gradc.ir import Node
 from gradc.names import Namer
 
 _DECORATOR = '@nb.njit(parallel=True, error_model="numpy", cache=True)'
+_DEBUG_DECORATOR = '@nb.njit(error_model="numpy", cache=True)  # debug build: serial, checks every value'
 _INDENT = " " * 12
 
 
@@ -35,10 +36,15 @@ class ExprProgram:
     dtype: str
     source_hash: str
     regenerate: str
+    debug: bool = False           # serial loops and a finiteness check after every named value
 
 
-def _loop(length: str, body: list[str]) -> list[str]:
-    return [f"    for c in nb.prange(({length} + CHUNK - 1) // CHUNK):",
+def _check(node: Node, name: str) -> str:
+    return f"if not np.isfinite({name}): raise FloatingPointError({debug_message(node, name)}, i)"
+
+
+def _loop(length: str, body: list[str], debug: bool) -> list[str]:
+    return [f"    for c in {'range' if debug else 'nb.prange'}(({length} + CHUNK - 1) // CHUNK):",
             f"        for i in range(c * CHUNK, min({length}, (c + 1) * CHUNK)):",
             *(_INDENT + line for line in body)]
 
@@ -69,15 +75,17 @@ def _loads(order: Sequence[Node], points: dict[int, str], params: dict[int, str]
 def _forward_kernel(p: ExprProgram, nm: _Names) -> list[str]:
     order = ir.topological_order(p.outputs)
     params = {id(x): a for x, a in zip(p.inputs, nm.args)}
-    body = _loads(order, nm.points, params) + statements(order, nm.naming)
+    check = _check if p.debug else None
+    body = _loads(order, nm.points, params) + statements(order, nm.naming, check=check)
     printer_names = nm.naming.names
     body += [f"{o}[i] = {_value(x, printer_names)}" for x, o in zip(p.outputs, nm.out_params)]
     signature = ", ".join([*nm.args, *nm.out_params])
-    return [_DECORATOR, f"def _forward_kernel({signature}):", *_loop(f"{nm.out_params[0]}.shape[0]", body)]
+    return [_DEBUG_DECORATOR if p.debug else _DECORATOR, f"def _forward_kernel({signature}):",
+            *_loop(f"{nm.out_params[0]}.shape[0]", body, p.debug)]
 
 
 def _value(node: Node, names: dict[int, str]) -> str:
-    from gradc.emit import Printer   # a value is printed like any operand
+    from gradc.emit import Printer  # a value is printed like any operand
     return Printer(Naming(names, set())).text(node)
 
 
@@ -87,15 +95,16 @@ def _value_and_grad_kernel(p: ExprProgram, nm: _Names) -> list[str]:
     backward = [n for n in ir.topological_order([*p.outputs, *p.grads]) if id(n) not in done]
     params = {id(x): a for x, a in zip(p.inputs, nm.args)}
     params.update({id(c): a for c, a in zip(p.cotangents, nm.ct_params)})
-    body = _loads(forward, nm.points, params) + statements(forward, nm.naming)
+    check = _check if p.debug else None
+    body = _loads(forward, nm.points, params) + statements(forward, nm.naming, check=check)
     body += [f"{o}[i] = {_value(x, nm.naming.names)}" for x, o in zip(p.outputs, nm.out_params)]
     body += ["# backward: adjoints of " + ("sum(" + nm.outputs[0] + ")" if not p.cotangents else
                                            "sum(Σ cotangent·output)")]
-    body += _loads(backward, nm.ct_points, params) + statements(backward, nm.naming)
+    body += _loads(backward, nm.ct_points, params) + statements(backward, nm.naming, check=check)
     body += [f"_store({g}, i, c, {_value(x, nm.naming.names)})" for x, g in zip(p.grads, nm.grad_params)]
     signature = ", ".join([*nm.args, *nm.ct_params, *nm.out_params, *nm.grad_params])
-    return [_DECORATOR, f"def _value_and_grad_kernel({signature}):",
-            *_loop(f"{nm.out_params[0]}.shape[0]", body)]
+    return [_DEBUG_DECORATOR if p.debug else _DECORATOR, f"def _value_and_grad_kernel({signature}):",
+            *_loop(f"{nm.out_params[0]}.shape[0]", body, p.debug)]
 
 
 def _wrappers(p: ExprProgram, nm: _Names) -> list[str]:

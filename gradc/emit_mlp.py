@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from gradc import ir
-from gradc.emit import Naming, Printer, header, plan_names, runtime_source, statements
+from gradc.emit import Naming, Printer, debug_message, header, plan_names, runtime_source, statements
 from gradc.frontend.mlp import Activation, MLPProgram
 from gradc.ir import Node
 from gradc.names import Namer
@@ -61,8 +61,12 @@ def _fuse_activations(order: Sequence[Node], naming: Naming) -> tuple[dict[int, 
     return fused, covered
 
 
+def _check(node: Node, name: str) -> str:
+    return f"_check_finite({name}, {debug_message(node, name)})"
+
+
 def _function(name: str, doc: str, params: list[str], outputs: list[Node], backward: list[Node],
-              p: MLPProgram) -> list[str]:
+              p: MLPProgram, debug: bool) -> list[str]:
     inputs = {id(p.X): "X", id(p.Y): "Y", **{id(n): k for k, n in p.params.items()}}
     namer = Namer({"X", "Y", *p.params, *(a.helper for a in p.activations)})
     naming = plan_names(outputs, backward, namer, inputs, {}, stage_all=False)
@@ -80,6 +84,12 @@ def _function(name: str, doc: str, params: list[str], outputs: list[Node], backw
         if backward and id(node) not in forward_ids and not any(b.startswith("# backward") for b in body):
             body.append("# backward: adjoints of the loss")
         body.append(fused.get(id(node)) or printer.statement(node))
+        if debug:
+            body.append(_check(node, naming.names[id(node)]))
+            if id(node) in fused:
+                d = next(n for n in order if id(n) in covered and n.inputs[0] is node.inputs[0])
+                d.label = d.label or f"derivative of {node.label}"
+                body.append(_check(d, naming.names[id(d)]))
     values = [printer.text(n) for n in [*outputs, *backward]]
     return [_DECORATOR, f"def {name}({', '.join(params)}):", f'    """{doc}"""',
             *("    " + line for line in body), f"    return {', '.join(values)}"]
@@ -127,11 +137,12 @@ def sgd_step(params, X, Y, lr):
 '''
 
 
-def emit_mlp_module(p: MLPProgram, source_hash: str, regenerate: str) -> str:
+def emit_mlp_module(p: MLPProgram, source_hash: str, regenerate: str, debug: bool = False) -> str:
     """The standalone module's source text."""
     names = list(p.params)
     layers = [f"layer {i}: {layer.units} units, {layer.activation}"
-              + (f" = {layer.formula}" if layer.activation == "custom" else "") + ("" if layer.bias else ", no bias")
+              + (f" = {layer.formula}" if layer.activation == "custom" else "")
+              + ("" if layer.bias else ", no bias")
               for i, layer in enumerate(p.spec.layers, 1)]
     described = [f"input {p.spec.input}", *layers, f"loss {p.spec.loss}, l2 {p.spec.l2}, {p.spec.dtype}"]
     helpers = [line for act in p.activations for line in [*_activation_helpers(act), "", ""]]
@@ -139,10 +150,10 @@ def emit_mlp_module(p: MLPProgram, source_hash: str, regenerate: str) -> str:
         header(f"MLP {p.spec.name}", source_hash, regenerate, described),
         runtime_source("runtime_mlp").rstrip("\n"), "", "",
         "\n".join(helpers),
-        "\n".join(_function("_forward", "X -> the last layer's activations.", ["X", *names], [p.output], [], p)), "", "",
-        "\n".join(_function("_loss", "(X, Y) -> loss.", ["X", "Y", *names], [p.loss], [], p)), "", "",
+        "\n".join(_function("_forward", "X -> the last layer's activations.", ["X", *names], [p.output], [], p, debug)), "", "",
+        "\n".join(_function("_loss", "(X, Y) -> loss.", ["X", "Y", *names], [p.loss], [], p, debug)), "", "",
         "\n".join(_function("_loss_and_grad", "(X, Y) -> (loss, *gradients in PARAM_SHAPES order).",
-                            ["X", "Y", *names], [p.loss], p.grads, p)), "", "",
+                            ["X", "Y", *names], [p.loss], p.grads, p, debug)), "", "",
         _wrappers(p),
     ]
     return "\n".join(parts)

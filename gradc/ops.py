@@ -252,8 +252,9 @@ SYMPY_OPS: dict[type, str] = {r.sympy: r.name for r in _RECORDS if r.sympy is no
 
 # -- matrix ops of MLP programs (batch-major; "N" is the symbolic batch size) ------------------------
 def _matmul_shape(a, b, ta=False, tb=False):
-    (m, k), (k2, n) = (a.shape[::-1] if ta else a.shape), (b.shape[::-1] if tb else b.shape)
-    return (m, n)
+    rows = a.shape[1] if ta else a.shape[0]
+    cols = b.shape[0] if tb else b.shape[1]
+    return (rows, cols)
 
 
 def _eval_matmul(a, b, ta=False, tb=False):
@@ -295,7 +296,7 @@ def _loss(name: str, value, grad) -> list[Op]:
     `_<name>` and `_<name>_grad` (no temporaries, one pass over the batch each)."""
     return [
         Op(name, value, lambda g, out, a, y: (g * ir.call(f"{name}_grad", a, y), None),
-           f"_{name}({{0}}, {{1}})", 2, domain=((-2, 2), (0, 1)), hint="loss", shape=_scalar),
+           f"_{name}({{0}}, {{1}})", 2, domain=((-2, 2), (0, 1)), hint="L", shape=_scalar),
         Op(f"{name}_grad", grad, None, f"_{name}_grad({{0}}, {{1}})", 2, domain=((-2, 2), (0, 1)),
            hint="d_a", shape=lambda a, y, **_: a.shape),
     ]

@@ -129,6 +129,15 @@ def _hinge_grad(a, y):
     return out
 
 
+@nb.njit(**_JIT)
+def _check_finite(value, message):
+    """Debug builds: raise FloatingPointError(message, first bad flat index) if `value` is not finite."""
+    flat = np.asarray(value).reshape(-1)
+    for k in range(flat.shape[0]):
+        if not np.isfinite(flat[k]):
+            raise FloatingPointError(message, k)
+
+
 def _array(value, what, dtype, shape):
     """`value` as a C-contiguous `dtype` array of `shape` (None = any size); ValueError naming `what`."""
     array = np.asarray(value)

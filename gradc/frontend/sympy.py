@@ -123,7 +123,8 @@ class _Lowering:
         return node
 
 
-def lower_exprs(exprs: Sequence[sympy.Expr], args: Sequence[sympy.Symbol], dtype: str) -> tuple[Graph, list[Node]]:
+def lower_exprs(exprs: Sequence[sympy.Expr], args: Sequence[sympy.Symbol],
+                dtype: str) -> tuple[Graph, list[Node]]:
     """Lower `exprs` over the input symbols `args` into a fresh graph; returns (graph, outputs).
     The graph's inputs are in `args` order."""
     graph = Graph(dtype)
