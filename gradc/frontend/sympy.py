@@ -153,8 +153,8 @@ def text_functions() -> dict[str, object]:
     every SymPy function class of the op table, lower-case aliases, and the gates."""
     table: dict[str, object] = {cls.__name__: cls for cls in SYMPY_OPS
                                 if issubclass(cls, sympy.Function) and cls is not sympy.Piecewise}
-    table.update({"Max": sympy.Max, "Min": sympy.Min, "abs": sympy.Abs, "max": sympy.Max, "min": sympy.Min, "sqrt": sympy.sqrt,
-                  "ceil": sympy.ceiling, **_gate_constructors()})
+    table.update({"Max": sympy.Max, "Min": sympy.Min, "abs": sympy.Abs, "max": sympy.Max, "min": sympy.Min,
+                  "sqrt": sympy.sqrt, "ceil": sympy.ceiling, **_gate_constructors()})
     return table
 
 
