@@ -5,11 +5,29 @@ module (which must not import gradc), so it may use only numpy, numba and the st
 It is also importable here, so it is linted and tested as ordinary code.
 """
 # --- RUNTIME ---
+import contextlib
+import importlib.util
+import threading
+
 import numba as nb
 import numpy as np
 from numba.extending import overload
 
 CHUNK = 4096   # points per parallel chunk; fixed so that reductions are reproducible on any machine
+
+
+def _kernel_lock():
+    """Numba's workqueue threading layer aborts the process when two threads run parallel kernels at
+    once; where it is the layer in use (no OpenMP or TBB layer, or chosen by NUMBA_THREADING_LAYER),
+    kernel calls are serialised. Otherwise threads run kernels concurrently."""
+    layer = nb.config.THREADING_LAYER
+    safe = [m for m in ("omppool", "tbbpool") if importlib.util.find_spec(f"numba.np.ufunc.{m}")]
+    if layer == "workqueue" or (layer not in ("omp", "tbb") and not safe):
+        return threading.Lock()
+    return contextlib.nullcontext()
+
+
+_KERNEL_LOCK = _kernel_lock()
 
 
 def _load(x, i):

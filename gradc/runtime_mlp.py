@@ -140,6 +140,9 @@ def _check_finite(value, message):
 
 def _array(value, what, dtype, shape):
     """`value` as a C-contiguous `dtype` array of `shape` (None = any size); ValueError naming `what`."""
+    if (type(value) is np.ndarray and value.dtype == dtype and value.flags.c_contiguous
+            and len(shape) == value.ndim and all(s is None or s == d for s, d in zip(shape, value.shape))):
+        return value   # the hot path of a training loop: nothing to convert
     array = np.asarray(value)
     if array.dtype.kind not in "biuf":
         raise ValueError(f"{what} must be real numbers, got dtype {array.dtype}")
