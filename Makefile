@@ -22,7 +22,7 @@ test-slow: $(STAMP)
 	$(PY) -m pytest -q -m slow
 
 fuzz: $(STAMP)
-	GRADC_FUZZ_EXAMPLES=10000 $(PY) -m pytest -q -m slow tests/test_fuzz.py
+	GRADC_FUZZ_EXAMPLES=10000 $(PY) -m pytest -q -m slow tests/test_expr_random.py
 
 bench: $(STAMP)
 	$(PY) -m pip install --quiet -e ".[bench]"

@@ -65,6 +65,16 @@ def _check(node: Node, name: str) -> str:
     return f"_check_finite({name}, {debug_message(node, name)})"
 
 
+class _TypedPrinter(Printer):
+    """Constants as `np.float32(c)` in float32 programs: Numba types `0.01 * W` as float64, which
+    would turn float32 gradients into float64 ones (and break BLAS products that mix the two)."""
+
+    def expr(self, node: Node) -> tuple[str, int]:
+        if node.is_const and node.dtype == "float32" and id(node) not in self.naming.names:
+            return f"np.float32({literal(node.value)})", 100
+        return super().expr(node)
+
+
 def _function(name: str, doc: str, params: list[str], outputs: list[Node], backward: list[Node],
               p: MLPProgram, debug: bool) -> list[str]:
     inputs = {id(p.X): "X", id(p.Y): "Y", **{id(n): k for k, n in p.params.items()}}
@@ -75,7 +85,7 @@ def _function(name: str, doc: str, params: list[str], outputs: list[Node], backw
         if node.op == "act_deriv" and id(node) not in naming.names:
             naming.names[id(node)] = namer.fresh(f"d{naming.names[id(node.inputs[0])].replace('z', 'h', 1)}")
     fused, covered = _fuse_activations(order, naming)
-    printer = Printer(naming)
+    printer = _TypedPrinter(naming)
     body = []
     forward_ids = {id(n) for n in ir.topological_order(outputs)}
     for node in order:

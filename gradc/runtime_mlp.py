@@ -11,6 +11,16 @@ _JIT = {"cache": True, "error_model": "numpy", "nogil": True}
 
 
 @nb.njit(**_JIT)
+def _scaled_diff(a, y, c):
+    """c·(a - y) in a's dtype (Numba would type `c * (a - y)` as float64 for float32 arrays)."""
+    out = np.empty_like(a)
+    for r in range(a.shape[0]):
+        for k in range(a.shape[1]):
+            out[r, k] = c * (a[r, k] - y[r, k])
+    return out
+
+
+@nb.njit(**_JIT)
 def _mse(a, y):
     total = 0.0
     for r in range(a.shape[0]):
@@ -22,7 +32,7 @@ def _mse(a, y):
 
 @nb.njit(**_JIT)
 def _mse_grad(a, y):
-    return (a - y) * (1.0 / a.shape[0])
+    return _scaled_diff(a, y, 1.0 / a.shape[0])
 
 
 @nb.njit(**_JIT)
@@ -37,7 +47,7 @@ def _sum_squared(a, y):
 
 @nb.njit(**_JIT)
 def _sum_squared_grad(a, y):
-    return 2.0 * (a - y)
+    return _scaled_diff(a, y, 2.0)
 
 
 @nb.njit(**_JIT)
@@ -80,7 +90,11 @@ def _bce(a, y):
 
 @nb.njit(**_JIT)
 def _bce_grad(a, y):
-    return (a - y) / (a * (1.0 - a)) / a.shape[0]
+    out = np.empty_like(a)
+    for r in range(a.shape[0]):
+        for k in range(a.shape[1]):
+            out[r, k] = (a[r, k] - y[r, k]) / (a[r, k] * (1.0 - a[r, k])) / a.shape[0]
+    return out
 
 
 @nb.njit(**_JIT)
@@ -96,7 +110,11 @@ def _bce_logits(z, y):
 
 @nb.njit(**_JIT)
 def _bce_logits_grad(z, y):
-    return (1.0 / (1.0 + np.exp(-z)) - y) / z.shape[0]
+    out = np.empty_like(z)
+    for r in range(z.shape[0]):
+        for k in range(z.shape[1]):
+            out[r, k] = (1.0 / (1.0 + np.exp(-z[r, k])) - y[r, k]) / z.shape[0]
+    return out
 
 
 @nb.njit(**_JIT)
