@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from gradc import ir
-from gradc.emit import Naming, Printer, debug_message, header, plan_names, runtime_source, statements
+from gradc.emit import Naming, Printer, debug_message, header, literal, plan_names, runtime_source, statements
 from gradc.frontend.mlp import Activation, MLPProgram
 from gradc.ir import Node
 from gradc.names import Namer
@@ -141,6 +141,10 @@ def loss_and_grad(params, X, Y):
 def sgd_step(params, X, Y, lr):
     """One step of gradient descent on params, in place; returns the loss before the step."""
     value, grads = loss_and_grad(params, X, Y)
+    for name in grads:   # check them all before changing any
+        if not isinstance(params[name], np.ndarray) or params[name].dtype.kind != "f":
+            raise ValueError(f"sgd_step updates params in place: param {{name}} must be a float ndarray,"
+                             f" got {{getattr(params[name], 'dtype', type(params[name]).__name__)}}")
     for name, g in grads.items():
         params[name] -= lr * g
     return value

@@ -161,7 +161,10 @@ def _array(value, what, dtype, shape):
     if (type(value) is np.ndarray and value.dtype == dtype and value.flags.c_contiguous
             and len(shape) == value.ndim and all(s is None or s == d for s, d in zip(shape, value.shape))):
         return value   # the hot path of a training loop: nothing to convert
-    array = np.asarray(value)
+    try:
+        array = np.asarray(value)
+    except ValueError as exc:   # ragged nested lists
+        raise ValueError(f"{what} must be a rectangular array of real numbers ({exc})") from None
     if array.dtype.kind not in "biuf":
         raise ValueError(f"{what} must be real numbers, got dtype {array.dtype}")
     if len(shape) != array.ndim or any(s is not None and s != d for s, d in zip(shape, array.shape)):
@@ -189,6 +192,8 @@ def _batch(X, Y, n_in, n_out, dtype, labels_ok):
     X = _array(X, "X", dtype, (None, n_in))
     if Y is None:
         return X, None
+    if X.shape[0] == 0:   # the loss is a mean over the batch
+        raise ValueError(f"X must have shape (N, {n_in}) with N >= 1 to compute a loss, got {X.shape}")
     Y = np.asarray(Y)
     if labels_ok and Y.ndim == 1 and Y.dtype.kind in "iu":
         if Y.shape[0] != X.shape[0] or (Y.size and (Y.min() < 0 or Y.max() >= n_out)):
@@ -197,7 +202,7 @@ def _batch(X, Y, n_in, n_out, dtype, labels_ok):
         onehot = np.zeros((X.shape[0], n_out), dtype=dtype)
         onehot[np.arange(X.shape[0]), Y] = 1.0
         return X, onehot
-    if n_out == 1 and Y.ndim == 1:
+    if n_out == 1 and Y.ndim == 1 and Y.shape[0] == X.shape[0]:   # else the error shows Y's own shape
         Y = Y.reshape(-1, 1)
     Y = _array(Y, "Y", dtype, (X.shape[0], n_out))
     return X, Y

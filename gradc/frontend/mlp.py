@@ -97,6 +97,8 @@ def lower_mlp(spec: MLPSpec) -> MLPProgram:
         else:
             stem = layer.activation if layer.activation != "custom" else f"custom{i}"
             key = layer.formula
+            if any(act.helper == f"_act_{sanitize(stem)}" for act in activations.values()):
+                stem = f"{stem}{i}"   # e.g. leaky_relu with another alpha: a helper of its own
             if key not in activations:
                 activations[key] = compile_activation(stem, layer.formula, spec.dtype, where)
             a = call("act", z, fn=activations[key])
