@@ -110,11 +110,11 @@ def _value_and_grad_kernel(p: ExprProgram, nm: _Names) -> list[str]:
 def _wrappers(p: ExprProgram, nm: _Names) -> list[str]:
     args = ", ".join(nm.args)
     call = f"({args}{',' if len(nm.args) == 1 else ''})"
-    single = len(p.outputs) == 1
+    single = not p.cotangents   # a one-item sequence still returns a tuple and takes cotangents
     result = "outs[0]" if single else "tuple(outs)"
     cts = "" if single else ", cotangents=None"
     ct_args = "" if single else "*_cotangents(cotangents, OUTPUTS, shape, n, DTYPE), "
-    what = f"{p.name}" if single else f"the outputs {', '.join(nm.outputs)}"
+    what = nm.outputs[0] if single else f"the outputs {', '.join(nm.outputs)}"   # sanitised names only
     return [
         f"def forward({args}):",
         f'    """Value of {what} at every point of the broadcast inputs."""',

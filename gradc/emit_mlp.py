@@ -10,7 +10,7 @@ from gradc import ir
 from gradc.emit import Naming, Printer, debug_message, header, literal, plan_names, runtime_source, statements
 from gradc.frontend.mlp import Activation, MLPProgram
 from gradc.ir import Node
-from gradc.names import Namer
+from gradc.names import Namer, comment
 
 _DECORATOR = '@nb.njit(cache=True, error_model="numpy", nogil=True)'
 
@@ -32,7 +32,8 @@ def _activation_helpers(act: Activation) -> list[str]:
     return [
         _DECORATOR,
         f"def {act.helper}(z):",
-        f'    """h = {act.formula} elementwise."""'.replace("\\", "\\\\"),
+        '    """The activation, elementwise."""',
+        f"    # h = {comment(act.formula)}",
         *head, *loop, *body(forward), f"        h[k] = {printer.text(act.h)}",
         "    return h.reshape(z.shape)",
         "", "",

@@ -1,0 +1,530 @@
+"""The `gradc` command line: compile, show, check and bench MLP specs and math expressions.
+
+Every error a user can cause (bad spec, bad expression, bad option, unreadable or unwritable file)
+prints one line ``gradc: error: <message>`` on stderr and exits with status 2; `gradc check` exits 1
+when a gradient is over tolerance. Expressions are parsed by `gradc.frontend.parse.parse_expr` (an AST
+whitelist: no eval, no sympify), so an expression string can never run code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import contextlib
+import json
+import keyword
+import os
+import sys
+import textwrap
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NoReturn
+
+from gradc import __version__
+from gradc.errors import GradcError
+
+PROG = "gradc"
+SPEC_SUFFIXES = (".yaml", ".yml", ".json", ".toml")
+MLP_FUNCTIONS = ("init_params", "forward", "loss", "loss_and_grad", "sgd_step")
+EXPR_FUNCTIONS = ("forward", "grad", "value_and_grad")
+
+_SPEC_EXAMPLE = """\
+An MLP spec (.yaml/.yml/.json/.toml), batch-major (a = act(a @ W + b) per layer):
+
+  name: digits_mlp
+  input: 64
+  layers:
+    - {units: 30, activation: sigmoid}      # or a formula in z: "z*tanh(softplus(z))"
+    - {units: 10, activation: sigmoid}
+  loss: mse                                 # sum_squared, softmax_cross_entropy, binary_cross_entropy, hinge
+  l2: 0.0
+  dtype: float64                            # or float32
+"""
+
+
+def _expr_help() -> str:
+    """The expression syntax, with the function names the parser accepts (from the op table)."""
+    from gradc.frontend.sympy import TEXT_CONSTANTS, text_functions
+
+    functions = ", ".join(sorted(text_functions(), key=str.lower))
+    text = ("Expressions use SymPy syntax: numbers, names, + - * / **, parentheses and calls of "
+            f"{functions}; {' and '.join(TEXT_CONSTANTS)} are constants. Expressions are parsed "
+            "through a syntax-tree whitelist and never evaluated: anything else is rejected.")
+    return textwrap.fill(text, 100)
+
+
+class UsageError(GradcError):
+    """A bad command line (argparse's complaints included)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one `gradc: error:` line and exit status 2 (raised, not exited)."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{message} (see '{self.prog} --help')")
+
+
+_FORMAT = argparse.RawDescriptionHelpFormatter
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of `gradc` (its --help output documents every command)."""
+    expr_help = _expr_help()
+    parser = _Parser(
+        prog=PROG, formatter_class=_FORMAT,
+        description="gradc compiles MLP specs and SymPy-syntax expressions to readable, Numba-compiled "
+                    "gradient code:\na standalone Python module that needs only numpy and numba.",
+        epilog=f"""examples:
+  gradc compile net.yaml -o build/net.py
+  gradc compile --expr "(x + sigmoid(y))/(sigmoid(x) + (x + y)**2)" --wrt x,y -o f.py
+  gradc show net.yaml | less
+  gradc check net.yaml --points 5 --tol 1e-6
+  gradc check --expr "log(1 + exp(x*y))"
+  gradc bench net.yaml --batch 64 --repeat 20
+
+{_SPEC_EXAMPLE}
+Run 'gradc COMMAND --help' for the options of a command. Errors print one line 'gradc: error: ...'
+and exit with status 2.""")
+    parser.add_argument("--version", action="version", version=f"gradc {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    compile_ = commands.add_parser(
+        "compile", formatter_class=_FORMAT, help="write the generated module and print its signatures",
+        description="Compile an MLP spec or expressions and write the standalone module (numpy + numba "
+                    "only).\nPrints the path written and the public functions' signatures.",
+        epilog=f"""examples:
+  gradc compile net.yaml -o build/net.py          # parent folders are created
+  gradc compile net.yaml --dtype float32 --name small -o net32.py
+  gradc compile --expr "x*sin(y)" -o f.py         # args: the free symbols sorted by name
+  gradc compile --expr "w0*x0 + w1*x1 + w2" --args x0,x1,w0,w1,w2 --wrt w0,w1,w2 --name neuron -o n.py
+  gradc compile --expr "x*y" --expr "x + y" -o two.py   # several expressions, one kernel
+
+the written module, for a spec:
+  init_params(seed=0), forward(params, X), loss(params, X, Y), loss_and_grad(params, X, Y),
+  sgd_step(params, X, Y, lr)   -- X is (N, input), W_i (fan_in, fan_out), b_i (fan_out,)
+and for expressions:
+  forward(*args), grad(*args), value_and_grad(*args)   -- inputs broadcast like NumPy
+Import it with 'from net import loss_and_grad' or gradc.load("build/net.py").
+
+{expr_help}""")
+    _add_source(compile_)
+    compile_.add_argument("-o", "--output", required=True, metavar="OUT.py",
+                          help="where to write the module (must end in .py; parent folders are created)")
+
+    show = commands.add_parser(
+        "show", formatter_class=_FORMAT, help="print the generated source (highlighted on a terminal)",
+        description="Print the generated module's source: syntax-highlighted when stdout is a terminal "
+                    "(and pygments is installed),\nplain otherwise.",
+        epilog=f"""examples:
+  gradc show net.yaml
+  gradc show --expr "log(1 + exp(x))" --no-color > f.py
+  NO_COLOR=1 gradc show net.yaml
+
+{expr_help}""")
+    _add_source(show)
+    show.add_argument("--no-color", action="store_true", help="never highlight (also: NO_COLOR set)")
+
+    check = commands.add_parser(
+        "check", formatter_class=_FORMAT, help="compare gradients with finite differences (exit 1 over --tol)",
+        description="""Compare gradc's gradients with central finite differences (float64, step
+1e-6*max(1, |x|)) at random points, and print the max relative error per parameter (spec) or
+argument (expressions): max|g - fd| / max(|g|, |fd|) over the checked entries. Exit status 1 if
+any error exceeds --tol, else 0.
+
+spec: parameters from init_params (a new seed per point, biases drawn from N(0, 0.1^2)), X ~ N(0, 1)
+with --batch rows; Y one-hot for softmax_cross_entropy/hinge, in (0, 1) otherwise. Parameters with
+more than 64 entries are checked on 64 random entries per point. float32 specs are checked through
+their float64 twin.
+expressions: points uniform in [--low, --high] in every argument; points where the value or a
+gradient is not finite (outside the domain) are skipped.""",
+        epilog=f"""examples:
+  gradc check net.yaml
+  gradc check net.yaml --points 20 --seed 1 --tol 1e-7
+  gradc check --expr "log(x)*y" --low 0.1 --high 2
+  gradc check --expr "x*y" --expr "sin(x)"     # checks a random weighted sum of the outputs
+
+{expr_help}""")
+    _add_source(check)
+    check.add_argument("--points", type=int, default=5, help="random points to check at (default 5)")
+    check.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    check.add_argument("--tol", type=float, default=1e-6, help="max relative error allowed (default 1e-6)")
+    check.add_argument("--batch", type=int, default=4, help="spec: rows of X per point (default 4)")
+    check.add_argument("--low", type=float, default=-1.0, help="expressions: lowest coordinate (default -1)")
+    check.add_argument("--high", type=float, default=1.0, help="expressions: highest coordinate (default 1)")
+
+    bench = commands.add_parser(
+        "bench", formatter_class=_FORMAT, help="time a training step: gradc vs hand-written NumPy and peers",
+        description="""Time one training step (loss + every parameter gradient) of an MLP spec: gradc's
+loss_and_grad vs a hand-written NumPy backprop (the reference), plus the installed peers: torch
+(eager autograd), JAX (jit(value_and_grad), x64) and autograd; missing ones are skipped with a note.
+Each contestant's loss and gradients are checked against the reference first (rtol 1e-6 in float64,
+1e-3 in float32). Prints milliseconds per step (median of --repeat repeats after --warmup calls) and
+the ratio to hand NumPy, then gradc's cold compile time (empty cache: codegen + Numba compile +
+first call), warm load time (Numba's cache filled) and the generated code's op counts.""",
+        epilog="""examples:
+  gradc bench net.yaml
+  gradc bench net.yaml --batch 128 --repeat 50 --warmup 5 --peers torch,jax
+  gradc bench net.yaml --peers none --json bench.json""")
+    bench.add_argument("spec", metavar="SPEC", help="MLP spec file (" + ", ".join(SPEC_SUFFIXES) + ")")
+    bench.add_argument("--batch", type=int, default=64, help="rows of X per step (default 64)")
+    bench.add_argument("--repeat", type=int, default=20, help="timed repeats; the median is shown (default 20)")
+    bench.add_argument("--warmup", type=int, default=3, help="untimed calls first (default 3)")
+    bench.add_argument("--seed", type=int, default=0, help="seed of the parameters and batch (default 0)")
+    bench.add_argument("--peers", default="all", metavar="LIST",
+                       help="comma-separated peers (torch, jax, autograd), 'all' (default) or 'none'")
+    bench.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    bench.add_argument("--json", metavar="FILE", help="also write the full report (all timings) as JSON")
+    return parser
+
+
+def _add_source(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("spec", nargs="?", metavar="SPEC",
+                        help="MLP spec file (" + ", ".join(SPEC_SUFFIXES) + "); or use --expr")
+    parser.add_argument("--expr", action="append", metavar="EXPR", default=None,
+                        help="an expression in SymPy syntax (repeat for several outputs of one kernel)")
+    parser.add_argument("--args", metavar="x,y", help="expressions: argument order (default: the free "
+                        "symbols sorted by name)")
+    parser.add_argument("--wrt", metavar="x,y", help="expressions: arguments to differentiate (default: all)")
+    parser.add_argument("--name", help="name of the function (expressions, default f) or of the network "
+                        "(spec); made a safe identifier")
+    parser.add_argument("--dtype", choices=("float32", "float64"),
+                        help="expressions: default float64; spec: overrides the spec's dtype")
+
+
+# ------------------------------------------------------------------------------------------ sources
+
+
+@dataclass
+class Source:
+    """What the command line asked to compile: a spec, or expressions with their symbols."""
+
+    spec: Any = None                # a validated MLPSpec
+    exprs: Any = None               # one SymPy expression, or a list of several
+    args: list[Any] | None = None   # SymPy symbols, in order
+    wrt: list[Any] | None = None
+    name: str = "f"
+    dtype: str = "float64"
+
+    def compile(self) -> Any:
+        import gradc
+
+        if self.spec is not None:
+            return gradc.compile_mlp(self.spec)
+        return gradc.compile_expr(self.exprs, self.args, self.wrt, name=self.name, dtype=self.dtype)
+
+    @property
+    def title(self) -> str:
+        if self.spec is not None:
+            from gradc.bench import describe
+
+            return f"MLP {describe(self.spec)}"
+        exprs = self.exprs if isinstance(self.exprs, list) else [self.exprs]
+        return "; ".join(_clip(str(e), 70) for e in exprs)
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _names(text: str, option: str) -> list[str]:
+    """'x, y' -> ['x', 'y']; each must be an identifier, and none repeated."""
+    names = [part.strip() for part in text.split(",")]
+    if not any(names):
+        raise UsageError(f"{option}: expected comma-separated names, got {text!r}")
+    for name in names:
+        if not name.isidentifier() or keyword.iskeyword(name):
+            raise UsageError(f"{option}: {name!r} is not a valid name (letters, digits and _, not a keyword)")
+    seen = set()
+    for name in names:
+        if name in seen:
+            raise UsageError(f"{option}: {name!r} is given twice")
+        seen.add(name)
+    return names
+
+
+def _safe_name(name: str | None, default: str | None) -> str | None:
+    from gradc.names import sanitize
+
+    if name is None:
+        return default
+    if not name.strip():
+        raise UsageError("--name: expected a non-empty name")
+    safe = sanitize(name)
+    if safe != name:
+        print(f"gradc: note: --name {_clip(repr(name), 60)} is used as {safe!r}", file=sys.stderr)
+    return safe
+
+
+def load_source(ns: argparse.Namespace) -> Source:
+    """The spec or expressions named on the command line, parsed and validated (nothing compiled)."""
+    if ns.spec is not None and ns.expr:
+        raise UsageError("give either a SPEC file or --expr, not both")
+    if ns.spec is None and not ns.expr:
+        raise UsageError("nothing to compile: give a SPEC file (" + ", ".join(SPEC_SUFFIXES) + ") or --expr EXPR")
+    if ns.spec is not None:
+        return _spec_source(ns)
+    return _expr_source(ns)
+
+
+def _spec_source(ns: argparse.Namespace) -> Source:
+    from gradc.frontend.spec import load_spec
+
+    for option in ("args", "wrt"):
+        if getattr(ns, option) is not None:
+            raise UsageError(f"--{option} applies to --expr only, not to a spec")
+    path = Path(ns.spec)
+    if path.suffix.lower() not in SPEC_SUFFIXES:
+        raise UsageError(f"SPEC must be a {', '.join(SPEC_SUFFIXES)} file, got {ns.spec!r}"
+                         + (" (for an expression use --expr)" if not path.suffix else ""))
+    if not path.is_file():
+        raise UsageError(f"spec file not found: {ns.spec}" if not path.exists() else f"not a file: {ns.spec}")
+    spec = load_spec(path)
+    name, dtype = _safe_name(ns.name, None), ns.dtype
+    if name is not None or (dtype is not None and dtype != spec.dtype):
+        spec = load_spec({**spec.to_dict(), **({"name": name} if name else {}), **({"dtype": dtype} if dtype else {})})
+    return Source(spec=spec, name=spec.name, dtype=spec.dtype)
+
+
+def _expr_source(ns: argparse.Namespace) -> Source:
+    import sympy
+
+    from gradc.frontend.parse import parse_expr
+    from gradc.frontend.sympy import TEXT_CONSTANTS, text_functions
+
+    functions = text_functions()
+    arg_names = _names(ns.args, "--args") if ns.args is not None else None
+    for name in arg_names or ():
+        if name in functions or name in TEXT_CONSTANTS:
+            kind = "a function" if name in functions else "a constant"
+            raise UsageError(f"--args: {name!r} is {kind} name, not a variable")
+    many = len(ns.expr) > 1
+    exprs = [parse_expr(text, functions, TEXT_CONSTANTS, arg_names,
+                        what=f"expression {k + 1}" if many else "expression")
+             for k, text in enumerate(ns.expr)]
+    found = {s.name: s for e in exprs for s in e.free_symbols}
+    if arg_names is None:
+        arg_names = sorted(found)
+    args = [found.get(n) or sympy.Symbol(n, real=True) for n in arg_names]
+    wrt = None
+    if ns.wrt is not None:
+        wrt = []
+        for name in _names(ns.wrt, "--wrt"):
+            if name not in arg_names:
+                listed = ", ".join(arg_names) or "none"
+                raise UsageError(f"--wrt: {name!r} is not an argument (arguments: {listed})")
+            wrt.append(args[arg_names.index(name)])
+    return Source(exprs=exprs if many else exprs[0], args=args, wrt=wrt, name=_safe_name(ns.name, "f"),
+                  dtype=ns.dtype or "float64")
+
+
+# ------------------------------------------------------------------------------------------ commands
+
+
+def _output_path(text: str) -> Path:
+    path = Path(text)
+    if path.suffix != ".py":
+        raise UsageError(f"-o/--output must end in .py, got {text!r}")
+    if path.is_dir():
+        raise UsageError(f"-o/--output is a directory: {text}")
+    return path
+
+
+def signatures(source_text: str, functions: Sequence[str]) -> dict[str, str]:
+    """name -> 'name(arg, arg=default)' for the module-level functions of a generated module."""
+    found = {}
+    for node in ast.parse(source_text).body:
+        if isinstance(node, ast.FunctionDef) and node.name in functions:
+            found[node.name] = f"{node.name}({ast.unparse(node.args)})"
+    return {name: found[name] for name in functions if name in found}
+
+
+def _describe_mlp(module: Any) -> list[str]:
+    spec = module.spec
+    shapes = ", ".join(f"{k} {_shape(v)}" for k, v in module.param_shapes.items())
+    n_in, n_out = spec.input, spec.layers[-1].units
+    labels = " or integer labels (N,)" if spec.loss in ("softmax_cross_entropy", "hinge") else ""
+    notes = {
+        "init_params": f"-> params: {shapes}",
+        "forward": f"X (N, {n_in}) -> (N, {n_out})",
+        "loss": f"Y (N, {n_out}){labels} -> float",
+        "loss_and_grad": "-> (loss, grads keyed and shaped like params)",
+        "sgd_step": "params -= lr * grads, in place -> loss before the step",
+    }
+    return _aligned(signatures(module.source, MLP_FUNCTIONS), notes)
+
+
+def _module_constant(source_text: str, name: str) -> Any:
+    """The literal value assigned to `name` at the top level of a generated module (None if absent)."""
+    for node in ast.parse(source_text).body:
+        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == name for t in node.targets):
+            try:
+                return ast.literal_eval(node.value)
+            except ValueError:
+                return None
+    return None
+
+
+def _describe_expr(module: Any) -> list[str]:
+    sigs = signatures(module.source, EXPR_FUNCTIONS)
+    wrt_names = _module_constant(module.source, "WRT") or module.wrt   # as the module spells them
+    wrt = ", ".join(f"d_{w}" for w in wrt_names)
+    out = "value" if module.n_outputs == 1 else f"tuple of {module.n_outputs} values"
+    summed = "sum(f)" if module.n_outputs == 1 else "sum(cotangent_k * f_k) (cotangents default 1)"
+    notes = {
+        "forward": f"-> {out}; inputs broadcast like NumPy",
+        "grad": f"-> ({wrt}{',' if len(wrt_names) == 1 else ''}): d {summed} / d each, shaped like it",
+        "value_and_grad": f"-> ({out}, grads) in one pass",
+    }
+    return _aligned(sigs, notes)
+
+
+def _imports(source_text: str) -> set[str]:
+    """Top-level names of the modules a generated module imports (numpy, numba, math, ...)."""
+    names = set()
+    for node in ast.walk(ast.parse(source_text)):
+        if isinstance(node, ast.Import):
+            names.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+def _aligned(sigs: dict[str, str], notes: dict[str, str]) -> list[str]:
+    width = max(map(len, sigs.values()), default=0)
+    return [f"  {sig.ljust(width)}  {notes.get(name, '')}".rstrip() for name, sig in sigs.items()]
+
+
+def _shape(shape: Sequence[int]) -> str:
+    return "(" + ", ".join(map(str, shape)) + ("," if len(shape) == 1 else "") + ")"
+
+
+def cmd_compile(ns: argparse.Namespace) -> int:
+    output = _output_path(ns.output)
+    source = load_source(ns)
+    module = source.compile()
+    shadowed = _imports(module.source)
+    if output.stem in shadowed:
+        raise UsageError(f"-o/--output: {output.name!r} would shadow the module {output.stem!r} that the "
+                         "generated code imports; choose another name")
+    try:
+        written = module.write(output)
+    except OSError as exc:
+        raise GradcError(f"cannot write {output}: {exc.strerror or exc}") from exc
+    lines = module.source.count("\n") + 1
+    print(f"wrote {written} ({lines} lines, needs only numpy + numba): {source.title}")
+    print(*(_describe_mlp(module) if source.spec is not None else _describe_expr(module)), sep="\n")
+    stem = written.stem
+    if stem.isidentifier() and not keyword.iskeyword(stem):
+        first = "loss_and_grad" if source.spec is not None else "value_and_grad"
+        print(f"use: from {stem} import {first}   (or gradc.load({str(written)!r}))")
+    else:
+        print(f"use: gradc.load({str(written)!r})   ({stem!r} is not an importable module name)")
+    return 0
+
+
+def _color(ns: argparse.Namespace) -> bool:
+    if ns.no_color or os.environ.get("NO_COLOR") or not sys.stdout.isatty():
+        return False
+    try:
+        import pygments  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def cmd_show(ns: argparse.Namespace) -> int:
+    text = load_source(ns).compile().source
+    if _color(ns):
+        from pygments import highlight
+        from pygments.formatters import TerminalFormatter
+        from pygments.lexers import PythonLexer
+
+        text = highlight(text, PythonLexer(), TerminalFormatter())
+    sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    return 0
+
+
+def cmd_check(ns: argparse.Namespace) -> int:
+    from gradc.check import check_expr, check_mlp
+
+    source = load_source(ns)
+    options = {"points": ns.points, "seed": ns.seed, "tol": ns.tol}
+    if source.spec is not None:
+        if ns.batch < 1:
+            raise UsageError(f"--batch must be >= 1, got {ns.batch}")
+        report = check_mlp(source.spec, batch=ns.batch, **options)
+    else:
+        if not ns.low < ns.high:
+            raise UsageError(f"--low must be below --high, got {ns.low:g} and {ns.high:g}")
+        report = check_expr(source.exprs, source.args, source.wrt, name=source.name, dtype=source.dtype,
+                            low=ns.low, high=ns.high, **options)
+    print(f"gradient check: {source.title}")
+    print(report.format_table())
+    return 0 if report.ok else 1
+
+
+def cmd_bench(ns: argparse.Namespace) -> int:
+    from gradc.bench import PEERS, bench_mlp
+
+    ns.expr, ns.args, ns.wrt, ns.name, ns.dtype = None, None, None, None, None
+    source = load_source(ns)
+    choice = ns.peers.strip().lower()
+    peers = list(PEERS) if choice == "all" else [] if choice in ("none", "") else _names(ns.peers, "--peers")
+    unknown = [p for p in peers if p not in PEERS]
+    if unknown:
+        raise UsageError(f"--peers: unknown peer {unknown[0]!r} (known: {', '.join(PEERS)}, all, none)")
+    json_path = Path(ns.json) if ns.json else None
+    if json_path is not None and json_path.is_dir():
+        raise UsageError(f"--json: {ns.json} is a directory")
+    report = bench_mlp(source.spec, batch=ns.batch, repeat=ns.repeat, warmup=ns.warmup, seed=ns.seed,
+                       peers=peers, progress=False if ns.no_progress else None)
+    print(report.format_table())
+    if json_path is not None:
+        from gradc.jit import write_atomic
+
+        try:
+            write_atomic(json_path, json.dumps(report.to_dict(), indent=2) + "\n")
+        except OSError as exc:
+            raise GradcError(f"cannot write {json_path}: {exc.strerror or exc}") from exc
+        print(f"wrote {json_path}")
+    return 0
+
+
+COMMANDS = {"compile": cmd_compile, "show": cmd_show, "check": cmd_check, "bench": cmd_bench}
+
+
+def _one_line(message: str) -> str:
+    """Multi-line messages (YAML parser errors) joined into one line; caret-only lines dropped."""
+    lines = [line.strip() for line in str(message).splitlines()]
+    return "; ".join(line for line in lines if line.strip("^ ")) or "unknown error"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run `gradc` with `argv` (default: sys.argv[1:]); returns the exit status."""
+    parser = build_parser()
+    try:
+        ns = parser.parse_args(argv)
+        if ns.command is None:
+            raise UsageError(f"missing command ({', '.join(COMMANDS)}); see '{PROG} --help'")
+        return COMMANDS[ns.command](ns)
+    except SystemExit as exc:   # --help and --version
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
+    except GradcError as exc:
+        print(f"{PROG}: error: {_one_line(str(exc))}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:   # `gradc show ... | head`: the reader left; say nothing more
+        with contextlib.suppress(OSError, ValueError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
+    except OSError as exc:
+        where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
+        print(f"{PROG}: error: {where}{_one_line(exc.strerror or str(exc))}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
