@@ -60,13 +60,25 @@ def backward(outputs: Sequence[Node], seeds: Sequence[Node], wrt: Sequence[Node]
         if len(contributions) != len(node.inputs):
             raise AssertionError(f"VJP of {node.op!r} returned {len(contributions)} adjoints for "
                                  f"{len(node.inputs)} inputs")
+        _mark_made_by(node, [c for c in contributions if c is not None], primal)
         for x, c in zip(node.inputs, contributions):
-            if c is not None and id(c) not in primal and c.via is None:
-                c.via = node
             if c is not None and id(x) in live:
                 _accumulate(adjoints, x, unbroadcast(c, x.shape), primal)
     zero = wrt[0].graph.const(0.0) if wrt else None
     return [adjoints.get(id(x), zero) for x in wrt]
+
+
+def _mark_made_by(node: Node, contributions: list[Node], primal: set[int]) -> None:
+    """Record `node` as the origin (`via`) of every node its VJP rule built: the contributions and the
+    helpers under them (a comparison, a shared denominator), so each backward statement can say where it
+    comes from. Stops at forward values, inputs, constants, earlier rules' nodes and adjoint totals."""
+    stack = list(contributions)
+    while stack:
+        n = stack.pop()
+        if n.via is not None or n.adjoint_of is not None or id(n) in primal or n.op in ("input", "const"):
+            continue
+        n.via = node
+        stack.extend(n.inputs)
 
 
 def _accumulate(adjoints: dict[int, Node], target: Node, contribution: Node, primal: set[int]) -> None:

@@ -55,6 +55,14 @@ def _symbols(value: Any, what: str) -> list[sympy.Symbol]:
     return items
 
 
+def _unused(name: str, symbols: Sequence[sympy.Symbol]) -> str:
+    """An input name no user symbol has (graph inputs are keyed by name)."""
+    taken = {s.name for s in symbols}
+    while name in taken:
+        name += "'"
+    return name
+
+
 def _op_count(nodes: Sequence[Node]) -> int:
     return sum(1 for n in nodes if n.op not in ("input", "const"))
 
@@ -69,6 +77,19 @@ def compile_expr(expr: Any, args: Sequence[sympy.Symbol] | None = None, wrt: Seq
     check after every named intermediate that raises FloatingPointError(naming it, its source
     sub-expression, and the first bad point index).
     """
+    program = expr_program(expr, args, wrt, name=name, dtype=dtype, debug=debug)
+    forward_nodes = ir.topological_order(program.outputs)
+    all_nodes = ir.topological_order([*program.outputs, *program.grads])
+    counts = {"forward": _op_count(forward_nodes), "backward": _op_count(all_nodes) - _op_count(forward_nodes)}
+    source = emit_expr_module(program)
+    return ExprModule(source, counts, program.arg_names, [program.arg_names[k] for k in program.wrt],
+                      len(program.outputs))
+
+
+def expr_program(expr: Any, args: Sequence[sympy.Symbol] | None = None, wrt: Sequence[sympy.Symbol] | None = None,
+                 *, name: str = "f", dtype: str = "float64", debug: bool = False) -> ExprProgram:
+    """The program `compile_expr` emits (validated, lowered, gate-rewritten, differentiated), before
+    emission: its outputs and gradients are IR that `interpret.evaluate` runs (the tests' oracle)."""
     exprs, many = _as_exprs(expr)
     dtype = _check_dtype(dtype)
     if not isinstance(name, str) or not name:
@@ -83,19 +104,16 @@ def compile_expr(expr: Any, args: Sequence[sympy.Symbol] | None = None, wrt: Seq
     graph, outputs = lower_exprs(exprs, arg_list, dtype)
     outputs = passes.rewrite(outputs)
     inputs = [graph.input(s.name) for s in arg_list]
-    cotangents = [graph.input(f"\x00cotangent{k}") for k in range(len(outputs))] if many else []
+    cotangents = [graph.input(_unused(f"\x00cotangent{k}", arg_list)) for k in range(len(outputs))] if many else []
     seeds = cotangents or [graph.const(1.0)]
     grads = autodiff.backward(outputs, seeds, [graph.input(s.name) for s in wrt_list])
     rewritten = passes.rewrite([*outputs, *grads])
     outputs, grads = rewritten[: len(outputs)], rewritten[len(outputs):]
 
-    forward_nodes = ir.topological_order(outputs)
-    all_nodes = ir.topological_order([*outputs, *grads])
-    counts = {"forward": _op_count(forward_nodes), "backward": _op_count(all_nodes) - _op_count(forward_nodes)}
     arg_names = [s.name for s in arg_list]
     wrt_index = [arg_list.index(s) for s in wrt_list]
     described = ", ".join(sympy.sstr(e) for e in exprs)
-    program = ExprProgram(
+    return ExprProgram(
         name=name, arg_names=arg_names, inputs=inputs, outputs=outputs,
         output_labels=[sympy.sstr(e) for e in exprs], wrt=wrt_index, grads=grads, cotangents=cotangents,
         dtype=dtype,
@@ -106,8 +124,6 @@ def compile_expr(expr: Any, args: Sequence[sympy.Symbol] | None = None, wrt: Seq
                     f"dtype={dtype!r}{', debug=True' if debug else ''}).write(path)"),
         debug=debug,
     )
-    source = emit_expr_module(program)
-    return ExprModule(source, counts, arg_names, [s.name for s in wrt_list], len(outputs))
 
 
 def compile(target: Any, **kwargs: Any):  # noqa: A001 - the public name is gradc.compile

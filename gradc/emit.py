@@ -138,7 +138,8 @@ class Printer:
                 text = f"({text})"
             args.append(text)
         if callable(record.emit):
-            return record.emit(args, node), record.prec
+            text = record.emit(args, node)   # a callable may print a form of another precedence
+            return text if isinstance(text, tuple) else (text, record.prec)
         return record.emit.format(*args), record.prec
 
     def statement(self, node: Node) -> str:

@@ -8,13 +8,14 @@ summed per chunk (the in-loop reduction).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from gradc import ir
 from gradc.emit import Naming, debug_message, header, plan_names, runtime_source, statements
 from gradc.ir import Node
-from gradc.names import Namer
+from gradc.names import RESERVED, Namer, defined_names
 
 _DECORATOR = '@nb.njit(parallel=True, error_model="numpy", cache=True)'
 _DEBUG_DECORATOR = '@nb.njit(error_model="numpy", cache=True)  # debug build: serial, checks every value'
@@ -49,11 +50,17 @@ def _loop(length: str, body: list[str], debug: bool) -> list[str]:
             *(_INDENT + line for line in body)]
 
 
+@functools.cache
+def _reserved() -> frozenset[str]:
+    """Names a user's names must not take: gradc's own and every global of the embedded runtime."""
+    return RESERVED | defined_names(runtime_source("runtime_expr"))
+
+
 class _Names:
     """The identifiers of one program's arguments, kernels' parameters and locals."""
 
     def __init__(self, program: ExprProgram):
-        namer = Namer()
+        namer = Namer(_reserved())
         self.args = [namer.fresh(a) for a in program.arg_names]
         self.points = {id(x): namer.fresh(f"{a}_i") for x, a in zip(program.inputs, self.args)}
         self.outputs = [namer.fresh(program.name if len(program.outputs) == 1 else f"{program.name}{k}")

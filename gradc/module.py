@@ -46,16 +46,24 @@ class ExprModule(CompiledModule):
         self.wrt = tuple(wrt)
         self.n_outputs = n_outputs
 
+    def _check_count(self, inputs: tuple) -> None:
+        if len(inputs) != len(self.args):
+            raise TypeError(f"expected {len(self.args)} inputs ({', '.join(map(repr, self.args)) or 'none'}), "
+                            f"got {len(inputs)}")
+
     def forward(self, *inputs: Any) -> np.ndarray | tuple[np.ndarray, ...]:
         """Value at every point of the broadcast inputs (a tuple for a sequence of expressions)."""
+        self._check_count(inputs)
         return self.module.forward(*inputs)
 
     def grad(self, *inputs: Any, **cotangents: Any) -> tuple[np.ndarray, ...]:
         """Gradient of sum(f) w.r.t. each `wrt` input, shaped like it (a scalar input gets a scalar)."""
+        self._check_count(inputs)
         return self.module.grad(*inputs, **cotangents)
 
     def value_and_grad(self, *inputs: Any, **cotangents: Any) -> tuple[Any, tuple[np.ndarray, ...]]:
         """(forward(*inputs), grad(*inputs)) from one pass over the points."""
+        self._check_count(inputs)
         return self.module.value_and_grad(*inputs, **cotangents)
 
     def __repr__(self) -> str:

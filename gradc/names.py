@@ -6,15 +6,19 @@ letters, digits and underscores only) or inside a comment made by `comment` (one
 
 from __future__ import annotations
 
+import ast
 import builtins
 import keyword
 import re
 import unicodedata
 
-# Names the generated modules use for themselves; a user's name never shadows them.
+# Names the generated modules use for themselves (module globals, wrapper locals and keyword
+# parameters); a user's name never shadows them. Emitters add the names their runtime defines
+# (`defined_names`), and Python's builtins are never handed out either.
 RESERVED = frozenset({"np", "nb", "math", "os", "i", "c", "n", "lo", "hi", "CHUNK", "DTYPE", "ARGS", "WRT",
-                      "OUTPUTS", "forward", "grad", "value_and_grad", "loss", "loss_and_grad", "sgd_step",
-                      "init_params", "params", "overload"})
+                      "WRT_INDEX", "OUTPUTS", "forward", "grad", "value_and_grad", "loss", "loss_and_grad",
+                      "sgd_step", "init_params", "params", "overload", "cotangents", "shape", "arrays", "args",
+                      "outs", "buffers", "grads", "_forward_kernel", "_value_and_grad_kernel"})
 _MAX_LEN = 40
 
 
@@ -44,8 +48,27 @@ def comment(text: str, limit: int = 72) -> str:
     return safe if len(safe) <= limit else safe[: limit - 1] + "…"
 
 
+def defined_names(source: str) -> set[str]:
+    """The names a module's top level binds (functions, classes, assignments, imports)."""
+    names: set[str] = set()
+    for node in ast.parse(source).body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            names.update(n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name))
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            names.update((a.asname or a.name).split(".")[0] for a in node.names)
+    return names
+
+
+def _unusable(name: str) -> bool:
+    return keyword.iskeyword(name) or keyword.issoftkeyword(name) or hasattr(builtins, name)
+
+
 class Namer:
-    """Hands out unique identifiers within one scope."""
+    """Hands out unique identifiers within one scope: never a taken name, keyword or builtin (generated
+    code calls min, max, abs and range inside kernels)."""
 
     def __init__(self, taken: set[str] | frozenset[str] = RESERVED):
         self.taken = set(taken)
@@ -53,7 +76,7 @@ class Namer:
     def fresh(self, stem: str) -> str:
         stem = sanitize(stem) if not stem.isidentifier() or not stem.isascii() else stem
         name, k = stem, 1
-        while name in self.taken or keyword.iskeyword(name):
+        while name in self.taken or _unusable(name):
             k += 1
             name = f"{stem}{k}"
         self.taken.add(name)

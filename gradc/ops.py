@@ -27,7 +27,10 @@ Domain = tuple[tuple[float, float], ...]   # per input: the interval tests sampl
 class Op:
     """One primitive. `vjp(g, out, *inputs, **attrs)` returns one adjoint (or None = zero) per input;
     `vjp=None` means the op is not differentiable and autodiff raises. `emit` is a template over the
-    printed inputs (`{0}`, `{1}`, ...) or a callable `(args, node) -> str` for the rare odd case."""
+    printed inputs (`{0}`, `{1}`, ...) or a callable `(args, node) -> str | (str, prec)` for the rare odd
+    case (a tuple when the printed form binds less tightly than `prec`, as `a * a` does for `a ** 2`).
+    Inputs are parenthesised to bind at least as tightly as `prec`: a template that applies an operator
+    to an input (`-{0}`) needs a `prec` of that operator's strength, not the atom's."""
 
     name: str
     eval: Callable[..., Any]
@@ -117,12 +120,12 @@ def _simplify_select(c, a, b):
     return (a if c.value else b) if c.is_const else None
 
 
-def _emit_pow(args: list[str], node: Node) -> str:
+def _emit_pow(args: list[str], node: Node) -> str | tuple[str, int]:
     base, exponent = node.inputs
     if exponent.is_const and exponent.value == 2.0:
-        return f"{args[0]} * {args[0]}"
+        return f"{args[0]} * {args[0]}", _MUL_PREC
     if exponent.is_const and exponent.value == -1.0:
-        return f"1.0 / {args[0]}"
+        return f"1.0 / {args[0]}", _MUL_PREC
     if exponent.is_const and exponent.value == 0.5:
         return f"np.sqrt({args[0]})"
     if exponent.is_const and exponent.value.is_integer() and abs(exponent.value) <= 64:
@@ -234,7 +237,7 @@ _RECORDS = [
     Op("not", np.logical_not, _zero_vjp, "not {0}", 1, sympy.Not, ((0, 1),), 5, "neither", dtype_rule=_bool),
     # gates: recognised by passes.py where the chain rule of their expansion is unstable or slow
     Op("sigmoid", special.expit, lambda g, out, a: (g * out * (1.0 - out),), "1.0 / (1.0 + np.exp(-{0}))",
-       hint="sig", note="sigmoid gate: σ' = σ(1-σ)"),
+       prec=_MUL_PREC, hint="sig", note="sigmoid gate: σ' = σ(1-σ)"),
     Op("softplus", lambda a: np.logaddexp(0.0, a), lambda g, out, a: (g * ir.sigmoid(a),),
        "max({0}, 0.0) + np.log1p(np.exp(-abs({0})))", prec=_ADD_PREC, hint="softplus",
        note="softplus gate: d/du = σ(u)"),

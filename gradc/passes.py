@@ -9,6 +9,7 @@ The rules recognise gates whose naive chain rule is unstable or wasteful:
   log(1+exp(u)) -> softplus(u)  max(u,0) + log1p(exp(-|u|)); never overflows
   log(Σ exp(u)) -> logsumexp(u) shifted by the max term
   log(1+u)      -> log1p(u)     accurate for small u
+  log σ(u), log(1-σ(u))         -softplus(∓u): finite where σ rounds to 0 or 1
 """
 
 from __future__ import annotations
@@ -56,10 +57,17 @@ def sigmoid_gate(node: Node) -> Node | None:
 
 
 def log_gates(node: Node) -> Node | None:
-    """log(1+exp(u)) -> softplus(u); log(Σ exp(u_k)) -> logsumexp; log(1+u) -> log1p(u)."""
+    """log(1+exp(u)) -> softplus(u); log(Σ exp(u_k)) -> logsumexp; log(1+u) -> log1p(u);
+    log σ(u) -> -softplus(-u) and log(1-σ(u)) -> -softplus(u) (finite where σ rounds to 0 or 1)."""
     if node.op != "log":
         return None
     (arg,) = node.inputs
+    if arg.op == "sigmoid":
+        u = arg.inputs[0]
+        return -node.graph.apply("softplus", -u, label=_label("softplus(-({}))", u))
+    if arg.op == "sub" and arg.inputs[0].is_const and arg.inputs[0].value == 1.0 and arg.inputs[1].op == "sigmoid":
+        u = arg.inputs[1].inputs[0]
+        return -node.graph.apply("softplus", u, label=_label("softplus({})", u))
     terms = _terms(arg)
     if len(terms) >= 2 and all(t.op == "exp" for t in terms):
         return ir.logsumexp(*(t.inputs[0] for t in terms))

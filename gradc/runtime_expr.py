@@ -95,8 +95,12 @@ def _cotangents(values, outputs, shape, n, dtype):
     weights = []
     for value, name in zip(values, outputs):
         array = _as_input(value, f"cotangent of {name}")
-        if np.broadcast_shapes(array.shape, shape) != tuple(shape):
-            raise ValueError(f"cotangent of {name} has shape {array.shape}; it must broadcast to {shape}")
+        try:
+            fits = np.broadcast_shapes(array.shape, shape) == tuple(shape)
+        except ValueError:
+            fits = False
+        if not fits:
+            raise ValueError(f"cotangent of {name} has shape {array.shape}; it must broadcast to {tuple(shape)}")
         weights.append(dtype.type(array) if array.ndim == 0 else
                        np.ascontiguousarray(np.broadcast_to(array, shape), dtype=dtype).reshape(n))
     return weights

@@ -7,13 +7,14 @@ a small lowering each. Anything else raises UnsupportedError naming the construc
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import sympy
+from sympy.logic.boolalg import BooleanFunction
 
 from gradc.errors import GradcError, UnsupportedError
 from gradc.ir import Graph, Node
-from gradc.ops import SYMPY_OPS
+from gradc.ops import OPS, SYMPY_OPS
 
 _LABEL_CHARS = 60
 
@@ -21,6 +22,31 @@ _LABEL_CHARS = 60
 def _label(expr: sympy.Basic) -> str:
     text = sympy.sstr(expr)
     return text if len(text) <= _LABEL_CHARS else text[: _LABEL_CHARS - 1] + "…"
+
+
+def _labelled(node: Node, expr: Callable[[], sympy.Basic]) -> Node:
+    """Give an unlabelled intermediate (a partial sum or product) the text of what it computes."""
+    if not node.label and node.op not in ("const", "input"):
+        node.label = _label(expr())
+    return node
+
+
+def _logistic_arg(base: sympy.Basic) -> sympy.Expr | None:
+    """t when `base` is 1 + exp(t), else None."""
+    if isinstance(base, sympy.Add) and len(base.args) == 2 and sympy.S.One in base.args:
+        other = base.args[0] if base.args[1] == sympy.S.One else base.args[1]
+        if isinstance(other, sympy.exp):
+            return other.args[0]
+    return None
+
+
+class _SigmoidOf(sympy.Function):
+    """Marks exp(t)/(1+exp(t)) inside a product while it is lowered (never leaves this module)."""
+
+    nargs = 1
+
+    def _sympystr(self, printer) -> str:   # labels read σ(t), as the staged notes write it
+        return f"σ({printer._print(self.args[0])})"
 
 
 class _Lowering:
@@ -44,8 +70,11 @@ class _Lowering:
         g = self.graph
         if isinstance(expr, sympy.Symbol):
             if expr not in self.symbols:
+                twin = [s for s in self.symbols if s.name == expr.name]
+                why = (f"; args has a symbol named {expr.name!r} with other assumptions "
+                       f"({twin[0].assumptions0} vs {expr.assumptions0}): use the same symbol" if twin else "")
                 raise GradcError(f"symbol {expr.name!r} appears in the expression but not in args "
-                                 f"({', '.join(s.name for s in self.symbols)})")
+                                 f"({', '.join(s.name for s in self.symbols)}){why}")
             return self.symbols[expr]
         if expr is sympy.true or expr is sympy.false:
             return g.const(1.0 if expr is sympy.true else 0.0)
@@ -53,57 +82,88 @@ class _Lowering:
             if not expr.is_real and expr is not sympy.nan:
                 raise UnsupportedError(f"gradc compiles real expressions; {expr} is not real")
             return g.const(float(expr))
-        if isinstance(expr, sympy.Add):
-            return self._sum(expr.as_ordered_terms())
+        if isinstance(expr, sympy.Expr) and not expr.free_symbols:
+            constant = self._constant(expr)
+            if constant is not None:
+                return constant
+        if isinstance(expr, sympy.Add):   # constant terms last and as one: fold them together
+            constant, rest = expr.as_independent(*expr.free_symbols, as_Add=True)
+            return self._sum(rest.as_ordered_terms() + ([constant] if constant != 0 else []))
         if isinstance(expr, sympy.Mul):
             return self._product(expr)
         if isinstance(expr, sympy.Pow):
             return self._power(expr)
         if isinstance(expr, sympy.Piecewise):
             return self._piecewise(expr)
-        if expr.has(sympy.I) or isinstance(expr, sympy.core.numbers.ImaginaryUnit):
-            raise UnsupportedError(f"gradc compiles real expressions; {_label(expr)} is complex")
+        if isinstance(expr, _SigmoidOf):
+            return self._sigmoid(expr.args[0])
         op = SYMPY_OPS.get(type(expr))
+        if op is None and isinstance(expr, BooleanFunction):   # Xor, ITE, Implies, ...: and/or/not
+            return self.lower(expr.to_nnf(simplify=False))
         if op is None:
             raise UnsupportedError(f"gradc cannot compile {type(expr).__name__} (in {_label(expr)})")
         args = [self.lower(a) for a in expr.args]
-        if op in ("max", "min") and len(args) > 2:   # SymPy's Max/Min are n-ary
+        arity = OPS[op].arity
+        if arity == 2 and len(args) > 2:   # SymPy's Max, Min, And, Or are n-ary: fold them left
             node = args[0]
-            for a in args[1:]:
-                node = g.apply(op, node, a)
+            for k, a in enumerate(args[1:], 2):
+                node = _labelled(g.apply(op, node, a), lambda k=k: type(expr)(*expr.args[:k]))
             return node
+        if arity is not None and len(args) != arity:
+            raise UnsupportedError(f"gradc cannot compile {type(expr).__name__} of {len(args)} arguments "
+                                   f"(in {_label(expr)})")
         return g.apply(op, *args)
 
     def _sum(self, terms: Sequence[sympy.Expr]) -> Node:
-        """a + b - c: a negated term (coefficient < 0) becomes a subtraction, as a reader writes it."""
+        """a + b - c: a negated term (coefficient < 0) becomes a subtraction, as a reader writes it.
+        Partial sums are labelled with the terms they add, so every staged value has a comment."""
+        positive = [t for t in terms if not t.as_coeff_Mul()[0].is_negative]
+        if positive and positive[0] is not terms[0]:   # 2 - x*y, not -x*y + 2
+            terms = [positive[0], *(t for t in terms if t is not positive[0])]
         node: Node | None = None
-        for term in terms:
+        for k, term in enumerate(terms, 1):
             coeff, rest = term.as_coeff_Mul()
             negative = coeff.is_negative and node is not None
             value = self.lower(-term if negative else term)
             node = value if node is None else (node - value if negative else node + value)
+            if k < len(terms):
+                _labelled(node, lambda k=k: sympy.Add(*terms[:k], evaluate=False))
         assert node is not None
         return node
 
     def _product(self, expr: sympy.Mul) -> Node:
-        """Numerator factors times constants, divided by the product of factors with negative powers."""
-        coeff, factors = expr.as_coeff_mul()
-        numer = [f for f in factors if not (f.is_Pow and f.exp.is_negative)]
-        denom = [1 / f for f in factors if f.is_Pow and f.exp.is_negative]
+        """Numerator factors times constants, divided by the product of factors with negative powers.
+        A factor 1/(1+exp(t))**k is the sigmoid gate σ(-t)**k (x/(1+exp(-y)) = x·σ(y) stays finite where
+        exp overflows), and exp(t)/(1+exp(t))**k is σ(t)·σ(-t)**(k-1)."""
+        coeff, rest = expr.as_independent(*expr.free_symbols, as_Add=False)   # constant factors as one
+        factors = list(sympy.Mul.make_args(rest))
+        for f in list(factors):
+            t = _logistic_arg(f.base) if f.is_Pow and f.exp.is_Number and f.exp <= -1 else None
+            if t is not None and sympy.exp(t) in factors:
+                factors[factors.index(sympy.exp(t))] = _SigmoidOf(t)
+                factors[factors.index(f)] = f.base ** (f.exp + 1)
+        factors = [f for f in factors if f != sympy.S.One]
+        numer = [f for f in factors if not (f.is_Pow and f.exp.is_negative) or _logistic_arg(f.base) is not None]
+        denom = [1 / f for f in factors if f not in numer]
         node: Node | None = None
-        for f in numer:
+        for k, f in enumerate(numer, 1):
             node = self.lower(f) if node is None else node * self.lower(f)
+            _labelled(node, lambda k=k: sympy.Mul(*numer[:k], evaluate=False))
         if denom:
             den = self.lower(sympy.Mul(*denom))
             node = self.graph.const(1.0) / den if node is None else node / den
+            _labelled(node, lambda: rest)
         if coeff == -1:
             return -node
         if coeff != 1:
-            return self.graph.const(float(coeff)) * node
+            return self.lower(coeff) * node
         return node
 
     def _power(self, expr: sympy.Pow) -> Node:
         base, exponent = expr.args
+        t = _logistic_arg(base)
+        if t is not None and exponent.is_Number and exponent.is_negative:   # 1/(1+exp(t))**k = σ(-t)**k
+            return self._sigmoid(-t) ** self.lower(-exponent)
         if exponent == sympy.S.Half:
             return self.graph.apply("sqrt", self.lower(base))
         if base == sympy.E:
@@ -111,6 +171,20 @@ class _Lowering:
         if exponent.is_Number and exponent.is_negative:   # u**-k is 1/u**k: the division the reader wrote
             return self.graph.const(1.0) / self.lower(base ** -exponent)
         return self.lower(base) ** self.lower(exponent)
+
+    def _constant(self, expr: sympy.Expr) -> Node | None:
+        """A constant sub-expression folded to the float nearest its exact value (SymPy may spell a real
+        constant with I, as atan2(2, c) = -I*log(...)); UnsupportedError if it is complex."""
+        try:
+            value = complex(expr.evalf(40))
+        except (TypeError, ValueError):
+            return None   # not a number (an undefined function of no arguments, ...): lowered as usual
+        if expr.has(sympy.zoo) or (value.imag != 0 and not abs(value.imag) <= 1e-30 * max(1.0, abs(value.real))):
+            raise UnsupportedError(f"gradc compiles real expressions; {_label(expr)} is complex")
+        return self.graph.const(value.real)
+
+    def _sigmoid(self, u: sympy.Expr) -> Node:
+        return self.graph.apply("sigmoid", self.lower(u), label=f"σ({_label(u)})")
 
     def _piecewise(self, expr: sympy.Piecewise) -> Node:
         """Piecewise((e1, c1), (e2, c2), ...) -> select(c1, e1, select(c2, e2, ... nan))."""
