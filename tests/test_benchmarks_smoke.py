@@ -1,0 +1,80 @@
+"""Smoke test of the benchmark harness (benchmarks/): every expression case, small N, in-process.
+
+Only gradc, SymPy lambdify and the hand-fused Numba loops run here (the peers need the `bench`
+extra); the full-size run through benchmarks/run.py is marked slow.
+"""
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks import expr_cases, peers, timing  # noqa: E402
+
+SMOKE = ("gradc", "sympy", "sympy_cse", "hand_numba")
+
+
+def test_expr_harness_quick_in_process():
+    started = time.perf_counter()
+    results = [expr_cases.run_expr_case(name, n=2_000, contestants=SMOKE, repeat=2, warmup=1, passes=1,
+                                        gap_s=0.0, budget_s=2.0) for name in expr_cases.CASES]
+    for result in results:
+        by_name = {r["name"]: r for r in result["contestants"]}
+        assert list(by_name) == ["hand_numba", "gradc", "sympy", "sympy_cse"]
+        for name, r in by_name.items():
+            assert r["status"] == "ok", (result["name"], name, r.get("note"))
+            assert r["error"] <= expr_cases.RTOL
+            assert r["ms"] > 0 and r["timing"]["samples"] == 2
+        assert by_name["hand_numba"]["ratio"] == 1.0
+        assert set(by_name["gradc"]["op_counts"]) == {"forward", "backward"}
+    table = peers.format_table(results)
+    assert "hand Numba loop *" in table and "gradc" in table
+    # ~9 s warm and ~15 s with cold Numba caches on a loaded 2-core machine; the bound catches a full-size run
+    assert time.perf_counter() - started < 60, "the smoke run must stay fast"
+
+
+def test_verification_rejects_a_wrong_gradient():
+    case = expr_cases.CASES["sigmoid_ratio"]
+    arrays = case.sample(np.random.default_rng(0), 100)
+    value, grads = case.hand(*arrays)
+    wrong = (grads[0] * (1 + 1e-6), grads[1])
+    with pytest.raises(timing.VerificationError, match=r"grad\[0\]"):
+        timing.verify(value, wrong, value, grads, rtol=1e-9, who="x")
+    assert timing.verify(value, grads, value, grads, rtol=1e-9) == 0.0
+
+
+def test_missing_peer_is_skipped_not_failed(monkeypatch):
+    monkeypatch.setitem(sys.modules, "torch", None)  # import torch -> ImportError
+    case = expr_cases.CASES["neuron"]
+    records = peers.run_contestants(
+        ["torch"], lambda n: expr_cases.build_expr_contestant(n, case, case.sample(np.random.default_rng(0), 10)),
+        (None, ()), rtol=1e-9, repeat=1, warmup=1, budget_s=1.0)
+    assert records[0]["status"] == "skipped"
+
+
+def test_time_interleaved_reports_each_function():
+    out = timing.time_interleaved({"a": lambda: sum(range(100)), "b": lambda: sum(range(1000))}, repeat=4,
+                                  warmup=1, min_sample_s=0.001, passes=2, gap_s=0.0)
+    assert out["a"].samples == 4 and out["b"].samples == 4
+    assert out["a"].median_ms < out["b"].median_ms
+
+
+@pytest.mark.slow
+def test_full_size_expr_run(tmp_path):
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "run.py"), "--cases", "expr",
+                           "--contestants", ",".join(SMOKE), "--repeat", "5", "--out", str(tmp_path)],
+                          capture_output=True, text=True, timeout=1800, cwd=ROOT)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    data = json.loads((tmp_path / "results.json").read_text())
+    assert {c["name"] for c in data["cases"]} == set(expr_cases.CASES)
+    for case in data["cases"]:
+        assert case["n"] == expr_cases.N_FULL
+        assert all(r["status"] == "ok" for r in case["contestants"])
+        assert case["compile"]["cold"]["total_s"] > 0 and case["compile"]["warm"]["total_s"] > 0
