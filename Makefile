@@ -3,6 +3,9 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# The peers pin their own Numba (PyTensor needs an older one), so they get a venv of their own.
+BENCH_VENV := .venv-bench
+BENCH_STAMP := $(BENCH_VENV)/.installed
 
 .PHONY: demo test test-slow fuzz bench lint clean
 
@@ -24,12 +27,17 @@ test-slow: $(STAMP)
 fuzz: $(STAMP)
 	GRADC_FUZZ_EXAMPLES=10000 $(PY) -m pytest -q -m slow tests/test_expr_random.py
 
-bench: $(STAMP)
-	$(PY) -m pip install --quiet -e ".[bench]"
-	$(PY) benchmarks/run.py
+$(BENCH_STAMP): pyproject.toml
+	$(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(BENCH_VENV)/bin/python -m pip install --quiet -e ".[dev,examples,bench]"
+	touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)
+	$(BENCH_VENV)/bin/python benchmarks/run.py
 
 lint: $(STAMP)
 	$(PY) -m ruff check gradc tests benchmarks examples
 
 clean:
-	rm -rf $(VENV) benchmarks/out examples/out .pytest_cache
+	rm -rf $(VENV) $(BENCH_VENV) benchmarks/out examples/out .pytest_cache

@@ -60,10 +60,12 @@ def backward(outputs: Sequence[Node], seeds: Sequence[Node], wrt: Sequence[Node]
         if len(contributions) != len(node.inputs):
             raise AssertionError(f"VJP of {node.op!r} returned {len(contributions)} adjoints for "
                                  f"{len(node.inputs)} inputs")
-        _mark_made_by(node, [c for c in contributions if c is not None], primal)
-        for x, c in zip(node.inputs, contributions):
+        # reduced to each input's shape first, so a bias's batch sum is also marked as this node's
+        reduced = [None if c is None else unbroadcast(c, x.shape) for x, c in zip(node.inputs, contributions)]
+        _mark_made_by(node, [c for c in reduced if c is not None], primal)
+        for x, c in zip(node.inputs, reduced):
             if c is not None and id(x) in live:
-                _accumulate(adjoints, x, unbroadcast(c, x.shape), primal)
+                _accumulate(adjoints, x, c, primal)
     zero = wrt[0].graph.const(0.0) if wrt else None
     return [adjoints.get(id(x), zero) for x in wrt]
 

@@ -8,6 +8,7 @@ inline. Naming follows fixed rules so that the same input always gives the same 
 
 from __future__ import annotations
 
+import ast
 import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -49,6 +50,44 @@ def runtime_source(module: str) -> str:
     """The support code of gradc/<module>.py below its RUNTIME marker, to embed in generated modules."""
     text = (Path(__file__).parent / f"{module}.py").read_text(encoding="utf-8")
     return text.split("# --- RUNTIME ---\n", 1)[1]
+
+
+def used_runtime(runtime: str, users: str) -> str:
+    """`runtime` less the top-level definitions that neither `users` (the rest of the module) nor a kept
+    definition refers to: a module computing mse carries no hinge loop. Imports always stay; a function
+    registered on another by its decorator (`@overload(_load)`) stays with that function. Each kept
+    statement keeps the comments and blank lines above it."""
+    lines = runtime.splitlines(keepends=True)
+    body = ast.parse(runtime).body
+    pieces, start = [], 0
+    for stmt in body:
+        pieces.append((stmt, "".join(lines[start:stmt.end_lineno])))
+        start = stmt.end_lineno
+    wanted = _loaded_names(ast.parse(users))
+    kept: set[int] = set()
+    while True:
+        more = {k for k, (stmt, _) in enumerate(pieces) if k not in kept and _needed(stmt, wanted)}
+        if not more:
+            break
+        kept |= more
+        for k in more:
+            wanted |= _loaded_names(pieces[k][0])
+    return "".join(text for k, (_, text) in enumerate(pieces) if k in kept) + "".join(lines[start:])
+
+
+def _loaded_names(tree: ast.AST) -> set[str]:
+    return {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
+
+
+def _needed(stmt: ast.stmt, wanted: set[str]) -> bool:
+    if isinstance(stmt, (ast.Import, ast.ImportFrom)):
+        return True
+    if isinstance(stmt, (ast.FunctionDef, ast.ClassDef)):
+        registered_on = {a.id for d in stmt.decorator_list if isinstance(d, ast.Call)
+                         for a in d.args if isinstance(a, ast.Name)}
+        return stmt.name in wanted or bool(registered_on & wanted)
+    targets = stmt.targets if isinstance(stmt, ast.Assign) else [getattr(stmt, "target", None)]
+    return any(isinstance(t, ast.Name) and t.id in wanted for t in targets) or not targets[0]
 
 
 @dataclass

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from gradc import ir
-from gradc.emit import Naming, debug_message, header, plan_names, runtime_source, statements
+from gradc.emit import Naming, debug_message, header, plan_names, runtime_source, statements, used_runtime
 from gradc.ir import Node
 from gradc.names import RESERVED, Namer, defined_names
 
@@ -155,10 +155,6 @@ def emit_expr_module(p: ExprProgram) -> str:
     nm = _Names(p)
     described = [f"{o} = {label}" for o, label in zip(nm.outputs, p.output_labels)]
     parts = [
-        header(f"{p.name}({', '.join(nm.args)})", p.source_hash, p.regenerate, described),
-        "import math  # noqa: F401  (erf)",
-        runtime_source("runtime_expr").rstrip("\n"),
-        "",
         f"ARGS = {tuple(nm.args)!r}",
         f"WRT = {tuple(nm.args[k] for k in p.wrt)!r}",
         f"WRT_INDEX = {tuple(p.wrt)!r}",
@@ -171,4 +167,7 @@ def emit_expr_module(p: ExprProgram) -> str:
         "", "",
         "\n".join(_wrappers(p, nm)),
     ]
-    return "\n".join(parts) + "\n"
+    code = "\n".join(parts) + "\n"
+    runtime = used_runtime(runtime_source("runtime_expr"), code).rstrip("\n")
+    return "\n".join([header(f"{p.name}({', '.join(nm.args)})", p.source_hash, p.regenerate, described),
+                      *(["import math  # erf"] if "math." in code else []), runtime, "", code])

@@ -7,7 +7,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from gradc import ir
-from gradc.emit import Naming, Printer, debug_message, header, literal, plan_names, runtime_source, statements
+from gradc.emit import (
+    Naming,
+    Printer,
+    debug_message,
+    header,
+    literal,
+    plan_names,
+    runtime_source,
+    statements,
+    used_runtime,
+)
 from gradc.frontend.mlp import Activation, MLPProgram
 from gradc.ir import Node
 from gradc.names import Namer, comment
@@ -162,9 +172,6 @@ def emit_mlp_module(p: MLPProgram, source_hash: str, regenerate: str, debug: boo
     described = [f"input {p.spec.input}", *layers, f"loss {p.spec.loss}, l2 {p.spec.l2}, {p.spec.dtype}"]
     helpers = [line for act in p.activations for line in [*_activation_helpers(act), "", ""]]
     parts = [
-        header(f"MLP {p.spec.name}", source_hash, regenerate, described),
-        runtime_source("runtime_mlp").rstrip("\n"), "", "",
-        "\n".join(helpers),
         "\n".join(_function("_forward", "X -> the last layer's activations.", ["X", *names], [p.output], [], p,
                             debug)), "", "",
         "\n".join(_function("_loss", "(X, Y) -> loss.", ["X", "Y", *names], [p.loss], [], p, debug)), "", "",
@@ -172,4 +179,7 @@ def emit_mlp_module(p: MLPProgram, source_hash: str, regenerate: str, debug: boo
                             ["X", "Y", *names], [p.loss], p.grads, p, debug)), "", "",
         _wrappers(p),
     ]
-    return "\n".join(parts)
+    code = "\n".join(parts)
+    support = runtime_source("runtime_mlp") + "\n\n" + "\n".join(helpers)   # only what `code` calls is kept
+    runtime = used_runtime(support, code).rstrip("\n")
+    return "\n".join([header(f"MLP {p.spec.name}", source_hash, regenerate, described), runtime, "", "", code])

@@ -188,3 +188,37 @@ def test_cache_file_is_content_addressed(module):
     assert path.parent == jit.cache_dir() and jit.source_digest(module.source)[:32] in path.name
     assert path.read_text(encoding="utf-8") == module.source
     assert str(jit.cache_dir()).startswith(os.environ["GRADC_CACHE_DIR"])
+
+
+def _unreferenced(source: str) -> set[str]:
+    """Top-level names a module defines that nothing in it (nor the public API) refers to."""
+    tree = ast.parse(source)
+    defined = {s.name for s in tree.body if isinstance(s, (ast.FunctionDef, ast.ClassDef))}
+    defined |= {t.id for s in tree.body if isinstance(s, ast.Assign) for t in s.targets if isinstance(t, ast.Name)}
+    used = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
+    registered = {s.name for s in tree.body if isinstance(s, ast.FunctionDef)   # @overload(_load) def _load_impl
+                  for d in s.decorator_list if isinstance(d, ast.Call) and getattr(d.func, "id", "") == "overload"}
+    public = {"forward", "grad", "value_and_grad", "loss", "loss_and_grad", "sgd_step", "init_params",
+              "ARGS", "WRT", "OUTPUTS", "DTYPE", "PARAM_SHAPES", "PARAM_INITS", "INPUT", "OUTPUT", "LABELS_OK"}
+    return defined - used - registered - public
+
+
+@pytest.mark.parametrize("loss", ["mse", "sum_squared", "softmax_cross_entropy", "binary_cross_entropy", "hinge"])
+def test_written_mlp_module_has_no_dead_definitions(loss):
+    spec = {"input": 3, "layers": [{"units": 4, "activation": "tanh"}, {"units": 2, "activation": "sigmoid"}],
+            "loss": loss}
+    source = gradc.compile_mlp(spec).source
+    assert not _unreferenced(source)
+    others = {"_mse", "_sum_squared", "_softmax_ce", "_bce", "_bce_logits", "_hinge"} - {
+        {"mse": "_mse", "sum_squared": "_sum_squared", "softmax_cross_entropy": "_softmax_ce",
+         "binary_cross_entropy": "_bce_logits", "hinge": "_hinge"}[loss]}
+    assert not any(f"def {name}(" in source for name in others)
+    assert "_check_finite" not in source
+    assert "def _check_finite(" in gradc.compile_mlp(spec, debug=True).source
+
+
+def test_written_expression_module_has_no_dead_definitions(module, multi):
+    for m in (module, multi, gradc.compile_expr(sp.erf(x) + sp.atan2(x, y), debug=True)):
+        assert not _unreferenced(m.source)
+    assert "import math" not in module.source
+    assert "import math" in gradc.compile_expr(sp.erf(x)).source
