@@ -2,8 +2,9 @@
 
 Every construction keeps the expression defined on the sampled points: logs and roots of positive
 forms (exp(u), 1 + u², 2 + sin u), asin/acos of tanh(u)/2, division by 1 + u², exp of bounded values.
-GRADC_FUZZ_EXAMPLES sets the number of examples (default 50 in the fast suite, derandomized; the slow
-`make fuzz` test defaults to 2000 fresh ones). Each failure hypothesis finds becomes a REGRESSIONS entry.
+GRADC_FUZZ_EXAMPLES sets the number of expressions (default 50 in the fast suite, derandomized, one module
+each; the slow `make fuzz` test defaults to 2000 fresh ones, compiled BATCH to a module since a Numba
+compilation costs ~0.8 s). Each failure hypothesis finds becomes a REGRESSIONS entry.
 """
 
 from __future__ import annotations
@@ -128,9 +129,24 @@ def check_expression(expr: sp.Expr, seed: int = 0, n: int = 16) -> None:
         _close(got, evaluate(_no_distributions(sp.diff(expr, s)), points), f"d/d{s} of {expr}")
 
 
+def check_batch(exprs: list[sp.Expr], seed: int, n: int = 64) -> None:
+    """`check_expression` for many expressions compiled as one module (one Numba compilation, which
+    is most of the cost of a check): each output's value, and each one's own gradient through a one-hot
+    cotangent, against SymPy."""
+    points = list(np.random.default_rng(seed).uniform(-2.0, 2.0, (3, n)))
+    module = gradc.compile_expr(exprs, args=list(SYMBOLS))
+    for k, expr in enumerate(exprs):
+        values, grads = module.value_and_grad(*points, cotangents=[float(j == k) for j in range(len(exprs))])
+        _close(values[k], evaluate(expr, points), f"value of {expr}")
+        for s, got in zip(SYMBOLS, grads):
+            _close(got, evaluate(_no_distributions(sp.diff(expr, s)), points), f"d/d{s} of {expr}")
+
+
+BATCH = 20   # expressions per compiled module in the slow fuzz job
+
 _FAST = settings(max_examples=_examples(50), deadline=None, derandomize=True, database=None,
                  suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-_FUZZ = settings(max_examples=_examples(2000), deadline=None, database=None,
+_FUZZ = settings(max_examples=-(-_examples(2000) // BATCH), deadline=None, database=None,
                  suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 
@@ -142,9 +158,9 @@ def test_random_expressions(expr, seed):
 
 @pytest.mark.slow
 @_FUZZ
-@given(expr=expressions, seed=st.integers(0, 2**32 - 1))
-def test_random_expressions_fuzz(expr, seed):
-    check_expression(expr, seed, n=64)
+@given(exprs=st.lists(expressions, min_size=BATCH, max_size=BATCH), seed=st.integers(0, 2**32 - 1))
+def test_random_expressions_fuzz(exprs, seed):
+    check_batch(exprs, seed)
 
 
 # -- failures found by the strategy above (and by hand), kept as explicit cases ------------------------------
