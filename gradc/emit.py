@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import hashlib
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,17 +53,19 @@ def runtime_source(module: str) -> str:
     return text.split("# --- RUNTIME ---\n", 1)[1]
 
 
-def used_runtime(runtime: str, users: str) -> str:
-    """`runtime` less the top-level definitions that neither `users` (the rest of the module) nor a kept
-    definition refers to: a module computing mse carries no hinge loop. Imports always stay; a function
+def used_runtime(runtimes: Sequence[str], users: str) -> str:
+    """The support code `users` (the rest of a module) needs, from several runtime texts: each one's
+    top-level definitions that neither `users` nor a kept definition refers to are dropped (a module
+    computing mse carries no hinge loop), and their imports come first, each once. A function
     registered on another by its decorator (`@overload(_load)`) stays with that function. Each kept
-    statement keeps the comments and blank lines above it."""
-    lines = runtime.splitlines(keepends=True)
-    body = ast.parse(runtime).body
-    pieces, start = [], 0
-    for stmt in body:
-        pieces.append((stmt, "".join(lines[start:stmt.end_lineno])))
-        start = stmt.end_lineno
+    definition keeps the comments and blank lines above it."""
+    pieces = []
+    for runtime in runtimes:
+        lines = runtime.splitlines(keepends=True)
+        start = 0
+        for stmt in ast.parse(runtime).body:
+            pieces.append((stmt, "".join(lines[start:stmt.end_lineno])))
+            start = stmt.end_lineno
     wanted = _loaded_names(ast.parse(users))
     kept: set[int] = set()
     while True:
@@ -72,7 +75,12 @@ def used_runtime(runtime: str, users: str) -> str:
         kept |= more
         for k in more:
             wanted |= _loaded_names(pieces[k][0])
-    return "".join(text for k, (_, text) in enumerate(pieces) if k in kept) + "".join(lines[start:])
+    imports = sorted({ast.unparse(stmt) for stmt, _ in pieces if isinstance(stmt, (ast.Import, ast.ImportFrom))},
+                     key=lambda line: (line.split()[1].split(".")[0] not in sys.stdlib_module_names,
+                                       line.startswith("from"), line))
+    rest = "".join(text for k, (stmt, text) in enumerate(pieces)
+                   if k in kept and not isinstance(stmt, (ast.Import, ast.ImportFrom)))
+    return "\n".join(imports) + "\n" + rest
 
 
 def _loaded_names(tree: ast.AST) -> set[str]:

@@ -53,7 +53,7 @@ def _loop(length: str, body: list[str], debug: bool) -> list[str]:
 @functools.cache
 def _reserved() -> frozenset[str]:
     """Names a user's names must not take: gradc's own and every global of the embedded runtime."""
-    return RESERVED | defined_names(runtime_source("runtime_expr"))
+    return RESERVED | defined_names(runtime_source("runtime_expr")) | defined_names(runtime_source("runtime_math"))
 
 
 class _Names:
@@ -168,6 +168,7 @@ def emit_expr_module(p: ExprProgram) -> str:
         "\n".join(_wrappers(p, nm)),
     ]
     code = "\n".join(parts) + "\n"
-    runtime = used_runtime(runtime_source("runtime_expr"), code).rstrip("\n")
+    support = [runtime_source("runtime_math"), runtime_source("runtime_expr"), "import math" if "math." in code else ""]
+    runtime = used_runtime(support, code).rstrip("\n")
     return "\n".join([header(f"{p.name}({', '.join(nm.args)})", p.source_hash, p.regenerate, described),
-                      *(["import math  # erf"] if "math." in code else []), runtime, "", code])
+                      runtime, "", code])

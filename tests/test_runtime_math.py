@@ -1,0 +1,78 @@
+"""The vectorisable exp and tanh of gradc/runtime_math.py against NumPy's: ulps over their whole
+ranges, the special values, and that a loop calling them is vectorised (the reason they exist)."""
+
+from __future__ import annotations
+
+import numba as nb
+import numpy as np
+import pytest
+
+from gradc.runtime_math import _exp, _tanh
+
+
+@nb.njit(error_model="numpy")
+def _map_exp(z, out):
+    for k in range(z.shape[0]):
+        out[k] = _exp(z[k])
+
+
+@nb.njit(error_model="numpy")
+def _map_tanh(z, out):
+    for k in range(z.shape[0]):
+        out[k] = _tanh(z[k])
+
+
+def _ulps(got: np.ndarray, want: np.ndarray) -> float:
+    """Largest |got - want| in units of want's last place (equal values and NaN pairs count 0)."""
+    same = (got == want) | (np.isnan(got) & np.isnan(want))
+    got, want = np.where(same, 0.0, got), np.where(same, 0.0, want)   # no inf - inf below
+    spacing = np.spacing(np.abs(want))
+    return float(np.max(np.where(same, 0.0, np.abs(got - want) / np.maximum(spacing, 5e-324)), initial=0.0))
+
+
+def _apply(kernel, z: np.ndarray) -> np.ndarray:
+    out = np.empty_like(z)
+    kernel(z, out)
+    return out
+
+
+@pytest.mark.parametrize("lo, hi", [(-1e-8, 1e-8), (-1, 1), (-30, 30), (-745.5, 709.78), (-760, -700)])
+def test_exp_is_within_one_ulp_of_numpy(lo, hi):
+    z = np.random.default_rng(0).uniform(lo, hi, 200_000)   # the last range gives subnormals and zeros
+    with np.errstate(under="ignore"):
+        assert _ulps(_apply(_map_exp, z), np.exp(z)) <= 1.0
+
+
+@pytest.mark.parametrize("lo, hi", [(-1e-300, 1e-300), (-1e-6, 1e-6), (-0.7, 0.7), (-3, 3), (-30, 30)])
+def test_tanh_is_within_five_ulp_of_numpy(lo, hi):
+    z = np.random.default_rng(1).uniform(lo, hi, 200_000)
+    assert _ulps(_apply(_map_tanh, z), np.tanh(z)) <= 5.0
+
+
+def test_special_values_are_numpys():
+    z = np.array([np.nan, np.inf, -np.inf, 0.0, -0.0, 709.78, 709.79, 710.0, -745.2, -800.0, 1e-320, 0.625, 22.5])
+    with np.errstate(over="ignore", under="ignore"):
+        for kernel, reference in ((_map_exp, np.exp), (_map_tanh, np.tanh)):
+            got, want = _apply(kernel, z), reference(z)
+            np.testing.assert_array_equal(np.signbit(got), np.signbit(want))
+            assert _ulps(got, want) <= 5.0, (kernel, got, want)
+
+
+@nb.njit(error_model="numpy")
+def _map_libm_tanh(z, out):
+    for k in range(z.shape[0]):
+        out[k] = np.tanh(z[k])
+
+
+def _assembly(kernel) -> str:
+    _apply(kernel, np.linspace(-3, 3, 64))
+    return "\n".join(kernel.inspect_asm().values())
+
+
+def test_a_loop_over_them_calls_no_libm_and_is_vectorised():
+    libm = _assembly(_map_libm_tanh)
+    assert "$tanh" in libm   # the check below can see a libm call (its address is loaded by name)
+    for kernel, name in ((_map_tanh, "$tanh"), (_map_exp, "$exp")):
+        asm = _assembly(kernel)
+        assert name not in asm
+        assert "pd\t%ymm" in asm or "pd\t%zmm" in asm, "no packed double arithmetic on 4 or 8 lanes"
