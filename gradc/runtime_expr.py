@@ -107,9 +107,10 @@ def _cotangents(values, outputs, shape, n, dtype):
 
 
 def _grad_buffer(array, n, dtype):
-    """Where the kernel writes one input's gradient: per point, or per chunk for a shared scalar."""
+    """Where the kernel writes one input's gradient: per point, or per chunk for a shared scalar (in
+    float64 whatever the dtype, so a float32 sum over millions of points is rounded once, at the end)."""
     if array.ndim == 0:
-        return np.zeros(((n + CHUNK - 1) // CHUNK, 1), dtype=dtype)
+        return np.zeros(((n + CHUNK - 1) // CHUNK, 1), dtype=np.float64)
     return np.empty(n, dtype=dtype)
 
 

@@ -439,3 +439,17 @@ def test_second_process_loads_kernels_from_the_numba_cache(tmp_path):
     assert hits >= 1 and misses == 0
     assert index_files() == after_first, "the second process compiled again (new or rewritten cache files)"
     assert first == second
+
+
+def test_float32_shared_parameter_sums_a_large_batch_accurately():
+    """The gradient of a shared scalar is a sum over every point: accumulated in float64 and rounded
+    to float32 once, it is as accurate as float32 allows even at a million points."""
+    w = sp.Symbol("w", real=True)
+    m = gradc.compile_expr(w * x + w**2 * sp.sin(x), args=[w, x], wrt=[w], dtype="float32")
+    # a constant input makes float32 rounding systematic (no luck of cancelling errors)
+    xs = np.full(1_000_000, 1 / 3, dtype=np.float32)
+    (dw,) = m.grad(np.float32(0.5), xs)
+    xs64 = xs.astype(np.float64)
+    want = np.sum(xs64 + 2 * 0.5 * np.sin(xs64))
+    assert isinstance(dw, np.float32)
+    assert abs(float(dw) - want) <= 2 * np.spacing(np.float32(want)), (float(dw), want)
