@@ -265,11 +265,27 @@ print(json.dumps({"codegen_s": t1 - t0, "load_s": t2 - t1, "total_s": t2 - t0}))
 """
 
 
+# Numba's own floor for a warm load: the hand-fused loop (cache=True) loaded and called once in a fresh
+# process, numba already imported (as in the gradc snippet, whose imports load it too).
+_HAND_LOAD_SNIPPET = """
+import json, sys, time
+sys.path.insert(0, sys.argv[2])
+import numpy as np
+from benchmarks.expr_cases import CASES
+case = CASES[sys.argv[1]]
+t0 = time.perf_counter()
+case.hand(*[np.full(4, 0.5) for _ in case.args])
+print(json.dumps({"total_s": time.perf_counter() - t0}))
+"""
+
+
 def gradc_expr_compile_times(name: str, **kw: Any) -> dict[str, Any]:
     """Cold compile and warm load seconds of ``gradc.compile_expr`` + a first call on 4 points,
-    each in a fresh process (imports excluded), the cold one with an empty GRADC_CACHE_DIR."""
+    each in a fresh process (imports excluded), the cold one with an empty GRADC_CACHE_DIR; and
+    ``hand_warm``, the same warm load of the hand-fused Numba loop (what Numba itself costs)."""
     root = str(Path(__file__).resolve().parents[1])
-    return cold_warm(_EXPR_COMPILE_SNIPPET, name, root, **kw)
+    return {**cold_warm(_EXPR_COMPILE_SNIPPET, name, root, **kw),
+            "hand_warm": cold_warm(_HAND_LOAD_SNIPPET, name, root, **kw)["warm"]}
 
 
 if __name__ == "__main__":  # python -m benchmarks.expr_cases [case] : a quick look at one case

@@ -26,7 +26,7 @@ def _pow2(typingctx, n):
     return nb.types.float64(nb.types.int64), codegen
 
 
-@nb.njit(error_model="numpy", inline="always")
+@nb.njit(error_model="numpy", forceinline=True)
 def _expm1_small(r):
     """exp(r) - 1 for |r| <= ln2/2: Taylor to r**13 (truncation below 1e-17 relative)."""
     p = 1.0 / 6227020800.0
@@ -44,7 +44,7 @@ def _expm1_small(r):
     return r + r * (p * r)
 
 
-@nb.njit(error_model="numpy", inline="always")
+@nb.njit(error_model="numpy", forceinline=True)
 def _exp(x):
     """exp(x): x = n·ln2 + r (ln2 in two parts, so n·ln2_hi is exact), exp(r) by polynomial, times
     2**n applied as two halves (so results that are subnormal or near overflow come out right)."""
@@ -58,7 +58,7 @@ def _exp(x):
     return y if x == x else x
 
 
-@nb.njit(error_model="numpy", inline="always")
+@nb.njit(error_model="numpy", forceinline=True)
 def _tanh(x):
     """tanh(x) = 1 - 2/(exp(2|x|) + 1) with x's sign; below |x| = 0.625, where that formula would
     cancel, q = expm1(2|x|) is built from expm1(|x|/2) by doubling twice and tanh = q/(q + 2)."""
