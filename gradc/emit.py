@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import hashlib
+import re
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -96,6 +97,30 @@ def _needed(stmt: ast.stmt, wanted: set[str]) -> bool:
         return stmt.name in wanted or bool(registered_on & wanted)
     targets = stmt.targets if isinstance(stmt, ast.Assign) else [getattr(stmt, "target", None)]
     return any(isinstance(t, ast.Name) and t.id in wanted for t in targets) or not targets[0]
+
+
+# Loops vectorise only when every call in them does: LLVM turns arithmetic, sqrt, floor, abs, min and max
+# into packed instructions, but not a call into libm. A loop whose calls are all of these, or of NumPy
+# functions with a libm-free version in runtime_math.py, gets those versions (polynomial exp/tanh that
+# vectorise); a loop that calls sin, log, ... keeps NumPy's, which are faster one value at a time.
+_VECTOR_FORMS = {"np.exp": "_exp", "np.tanh": "_tanh"}
+_VECTORISABLE = {"np.sqrt", "np.floor", "np.ceil", "np.sign", "abs", "min", "max", "_load", "_store", "np.float32",
+                 "np.float64"}
+_CALL = re.compile(r"(?<![\w.])((?:np\.|math\.)?\w+)\(")
+
+
+def vector_forms(lines: list[str]) -> list[str]:
+    """A loop body with NumPy's exp/tanh replaced by the vectorisable ones where nothing else in it
+    stops vectorisation (a libm call or `**`); else unchanged. Comments are not code: ignored."""
+    code = [line.partition("  #")[0] for line in lines if not line.lstrip().startswith("#")]
+    calls = {m.group(1) for line in code for m in _CALL.finditer(line)} - _VECTORISABLE - set(_VECTOR_FORMS)
+    if calls or any("**" in line for line in code):
+        return lines
+    out = []
+    for line in lines:
+        code, sep, note = ("", "", line) if line.lstrip().startswith("#") else line.partition("  #")
+        out.append(_CALL.sub(lambda m: _VECTOR_FORMS.get(m.group(1), m.group(1)) + "(", code) + sep + note)
+    return out
 
 
 @dataclass

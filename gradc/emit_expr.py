@@ -13,7 +13,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from gradc import ir
-from gradc.emit import Naming, debug_message, header, plan_names, runtime_source, statements, used_runtime
+from gradc.emit import (
+    Naming,
+    debug_message,
+    header,
+    plan_names,
+    runtime_source,
+    statements,
+    used_runtime,
+    vector_forms,
+)
 from gradc.ir import Node
 from gradc.names import RESERVED, Namer, defined_names
 
@@ -47,7 +56,7 @@ def _check(node: Node, name: str) -> str:
 def _loop(length: str, body: list[str], debug: bool) -> list[str]:
     return [f"    for c in {'range' if debug else 'nb.prange'}(({length} + CHUNK - 1) // CHUNK):",
             f"        for i in range(c * CHUNK, min({length}, (c + 1) * CHUNK)):",
-            *(_INDENT + line for line in body)]
+            *(_INDENT + line for line in vector_forms(body))]
 
 
 @functools.cache

@@ -17,6 +17,7 @@ from gradc.emit import (
     runtime_source,
     statements,
     used_runtime,
+    vector_forms,
 )
 from gradc.frontend.mlp import Activation, MLPProgram
 from gradc.ir import Node
@@ -44,15 +45,15 @@ def _activation_helpers(act: Activation) -> list[str]:
         f"def {act.helper}(z):",
         '    """The activation, elementwise."""',
         f"    # h = {comment(act.formula)}",
-        *head, *loop, *body(forward), f"        h[k] = {printer.text(act.h)}",
+        *head, *loop, *vector_forms([*body(forward), f"        h[k] = {printer.text(act.h)}"]),
         "    return h.reshape(z.shape)",
         "", "",
         _DECORATOR,
         f"def {act.helper}_both(z):",
         '    """(h, dh/dz) in one pass: the derivative reuses the forward values."""',
-        *head, "    dh = np.empty_like(flat)", *loop, *body(both),
-        f"        h[k] = {printer.text(act.h)}",
-        f"        dh[k] = {printer.text(act.dh)}",
+        *head, "    dh = np.empty_like(flat)", *loop,
+        *vector_forms([*body(both), f"        h[k] = {printer.text(act.h)}",
+                       f"        dh[k] = {printer.text(act.dh)}"]),
         "    return h.reshape(z.shape), dh.reshape(z.shape)",
     ]
 

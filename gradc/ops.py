@@ -156,7 +156,7 @@ def _eval_logsumexp(shift, *terms):
 
 def _emit_logsumexp(args: list[str], node: Node) -> str:
     shift, terms = args[0], args[1:]
-    return f"{shift} + np.log({' + '.join(f'_exp({t} - {shift})' for t in terms)})"
+    return f"{shift} + np.log({' + '.join(f'np.exp({t} - {shift})' for t in terms)})"
 
 
 def _vjp_logsumexp(g, out, shift, *terms):
@@ -186,7 +186,7 @@ _RECORDS = [
     Op("pow", np.power, _vjp_pow, _emit_pow, 2, sympy.Pow, ((0.2, 3), (-2, 2)), _POW_PREC, "pow",
        simplify=_simplify_pow),
     # elementary functions
-    Op("exp", np.exp, lambda g, out, a: (g * out,), "_exp({0})", sympy=sympy.exp, hint="exp"),  # runtime_math
+    Op("exp", np.exp, lambda g, out, a: (g * out,), "np.exp({0})", sympy=sympy.exp, hint="exp"),
     Op("log", np.log, lambda g, out, a: (g / a,), "np.log({0})", sympy=sympy.log, domain=_POS, hint="log"),
     Op("sqrt", np.sqrt, lambda g, out, a: (g * 0.5 / out,), "np.sqrt({0})", domain=_POS, hint="sqrt"),
     Op("sin", np.sin, lambda g, out, a: (g * ir.cos(a),), "np.sin({0})", sympy=sympy.sin, hint="sin"),
@@ -203,7 +203,7 @@ _RECORDS = [
        "np.arctan2({0}, {1})", 2, sympy.atan2, ((0.3, 2), (0.3, 2)), hint="atan2"),
     Op("sinh", np.sinh, lambda g, out, a: (g * ir.cosh(a),), "np.sinh({0})", sympy=sympy.sinh, hint="sinh"),
     Op("cosh", np.cosh, lambda g, out, a: (g * ir.sinh(a),), "np.cosh({0})", sympy=sympy.cosh, hint="cosh"),
-    Op("tanh", np.tanh, lambda g, out, a: (g * (1.0 - out * out),), "_tanh({0})", sympy=sympy.tanh,
+    Op("tanh", np.tanh, lambda g, out, a: (g * (1.0 - out * out),), "np.tanh({0})", sympy=sympy.tanh,
        hint="tanh"),
     Op("erf", special.erf, lambda g, out, a: (g * (2.0 / math.sqrt(math.pi)) * ir.exp(-(a * a)),),
        "math.erf({0})", sympy=sympy.erf, hint="erf"),
@@ -236,10 +236,10 @@ _RECORDS = [
     Op("or", np.logical_or, _zero_vjp, "{0} or {1}", 2, sympy.Or, ((0, 1),) * 2, 3, "either", dtype_rule=_bool),
     Op("not", np.logical_not, _zero_vjp, "not {0}", 1, sympy.Not, ((0, 1),), 5, "neither", dtype_rule=_bool),
     # gates: recognised by passes.py where the chain rule of their expansion is unstable or slow
-    Op("sigmoid", special.expit, lambda g, out, a: (g * out * (1.0 - out),), "1.0 / (1.0 + _exp(-{0}))",
+    Op("sigmoid", special.expit, lambda g, out, a: (g * out * (1.0 - out),), "1.0 / (1.0 + np.exp(-{0}))",
        prec=_MUL_PREC, hint="sig", note="sigmoid gate: σ' = σ(1-σ)"),
     Op("softplus", lambda a: np.logaddexp(0.0, a), lambda g, out, a: (g * ir.sigmoid(a),),
-       "max({0}, 0.0) + np.log1p(_exp(-abs({0})))", prec=_ADD_PREC, hint="softplus",
+       "max({0}, 0.0) + np.log1p(np.exp(-abs({0})))", prec=_ADD_PREC, hint="softplus",
        note="softplus gate: d/du = σ(u)"),
     Op("log1p", np.log1p, lambda g, out, a: (g / (1.0 + a),), "np.log1p({0})", domain=((-0.5, 3),),
        hint="log1p"),

@@ -25,7 +25,7 @@ import pytest
 import sympy as sp
 
 import gradc
-from gradc import autodiff, compiler, interpret, ir, runtime_math
+from gradc import autodiff, compiler, interpret, ir
 from gradc.emit import Naming, Printer
 from gradc.errors import UnsupportedError
 from gradc.frontend.mlp import compile_activation
@@ -362,9 +362,7 @@ def _contexts(g: ir.Graph, node: ir.Node, feed: dict, n: int) -> list[ir.Node]:
 
 # the emitted modules' globals; math.erf wrapped so that a ** b of a negative base is nan as in Numba
 # (Python floats would go complex)
-_PRINTED_GLOBALS = {"np": np, "math": SimpleNamespace(erf=lambda v: np.float64(math.erf(v))),
-                    "_exp": lambda v: np.float64(runtime_math._exp(v)),
-                    "_tanh": lambda v: np.float64(runtime_math._tanh(v))}
+_PRINTED_GLOBALS = {"np": np, "math": SimpleNamespace(erf=lambda v: np.float64(math.erf(v)))}
 
 
 def _bool_input(record: Op, k: int) -> bool:

@@ -76,3 +76,28 @@ def test_a_loop_over_them_calls_no_libm_and_is_vectorised():
         asm = _assembly(kernel)
         assert name not in asm
         assert "pd\t%ymm" in asm or "pd\t%zmm" in asm, "no packed double arithmetic on 4 or 8 lanes"
+
+
+def _kernel_text(source: str) -> str:
+    return source.split("def _value_and_grad_kernel", 1)[1].split("\ndef ", 1)[0]
+
+
+def test_loops_that_can_vectorise_get_the_vector_forms_and_others_keep_numpys():
+    import sympy as sp
+
+    import gradc
+    x, y = sp.symbols("x y", real=True)
+    sig = 1 / (1 + sp.exp(-y))
+    vector = _kernel_text(gradc.compile_expr(x * sig + sp.tanh(x) ** 2 + sp.sqrt(1 + x**2)).source)
+    assert "_exp(" in vector and "_tanh(" in vector and "np.exp(" not in vector and "np.tanh(" not in vector
+    scalar = _kernel_text(gradc.compile_expr(x * sig + sp.tanh(x) * sp.sin(y)).source)   # sin: libm anyway
+    assert "np.exp(" in scalar and "np.tanh(" in scalar and "_exp(" not in scalar
+    powered = _kernel_text(gradc.compile_expr(sp.exp(x) * y ** sp.Rational(1, 3)).source)   # ** calls libm pow
+    assert "np.exp(" in powered
+
+
+def test_the_rule_reads_code_not_comments():
+    from gradc.emit import vector_forms
+    body = ["# backward: adjoints of sum(f)", "s = 1.0 / (1.0 + np.exp(-x_i))  # σ(log(x)) ** 2"]
+    assert vector_forms(body) == ["# backward: adjoints of sum(f)", "s = 1.0 / (1.0 + _exp(-x_i))  # σ(log(x)) ** 2"]
+    assert vector_forms(["t = np.log(x_i)", "s = np.exp(t)"]) == ["t = np.log(x_i)", "s = np.exp(t)"]
