@@ -158,9 +158,9 @@ def _check_finite(value, message):
 
 def _array(value, what, dtype, shape):
     """`value` as a C-contiguous `dtype` array of `shape` (None = any size); ValueError naming `what`."""
-    if (type(value) is np.ndarray and value.dtype == dtype and value.flags.c_contiguous
-            and len(shape) == value.ndim and all(s is None or s == d for s, d in zip(shape, value.shape))):
-        return value   # the hot path of a training loop: nothing to convert
+    if type(value) is np.ndarray and value.ndim == len(shape) and _ready(
+            value, dtype, tuple(d if s is None else s for s, d in zip(shape, value.shape))):
+        return value   # nothing to convert
     try:
         array = np.asarray(value)
     except ValueError as exc:   # ragged nested lists
