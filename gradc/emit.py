@@ -56,8 +56,8 @@ def runtime_source(module: str) -> str:
 
 def used_runtime(runtimes: Sequence[str], users: str) -> str:
     """The support code `users` (the rest of a module) needs, from several runtime texts: each one's
-    top-level definitions that neither `users` nor a kept definition refers to are dropped (a module
-    computing mse carries no hinge loop), and their imports come first, each once. A function
+    top-level definitions and imports that neither `users` nor a kept definition refers to are dropped (a
+    module computing mse carries no hinge loop); the imports kept come first, each once. A function
     registered on another by its decorator (`@overload(_load)`) stays with that function. Each kept
     definition keeps the comments and blank lines above it."""
     pieces = []
@@ -76,11 +76,11 @@ def used_runtime(runtimes: Sequence[str], users: str) -> str:
         kept |= more
         for k in more:
             wanted |= _loaded_names(pieces[k][0])
-    imports = sorted({ast.unparse(stmt) for stmt, _ in pieces if isinstance(stmt, (ast.Import, ast.ImportFrom))},
+    is_import = [isinstance(stmt, (ast.Import, ast.ImportFrom)) for stmt, _ in pieces]
+    imports = sorted({ast.unparse(pieces[k][0]) for k in kept if is_import[k]},
                      key=lambda line: (line.split()[1].split(".")[0] not in sys.stdlib_module_names,
                                        line.startswith("from"), line))
-    rest = "".join(text for k, (stmt, text) in enumerate(pieces)
-                   if k in kept and not isinstance(stmt, (ast.Import, ast.ImportFrom)))
+    rest = "".join(text for k, (_, text) in enumerate(pieces) if k in kept and not is_import[k])
     return "\n".join(imports) + "\n" + rest
 
 
@@ -89,8 +89,8 @@ def _loaded_names(tree: ast.AST) -> set[str]:
 
 
 def _needed(stmt: ast.stmt, wanted: set[str]) -> bool:
-    if isinstance(stmt, (ast.Import, ast.ImportFrom)):
-        return True
+    if isinstance(stmt, (ast.Import, ast.ImportFrom)):   # `import importlib.util` binds `importlib`
+        return any((a.asname or a.name.split(".")[0]) in wanted for a in stmt.names)
     if isinstance(stmt, (ast.FunctionDef, ast.ClassDef)):
         registered_on = {a.id for d in stmt.decorator_list if isinstance(d, ast.Call)
                          for a in d.args if isinstance(a, ast.Name)}
@@ -112,15 +112,17 @@ _CALL = re.compile(r"(?<![\w.])((?:np\.|math\.)?\w+)\(")
 def vector_forms(lines: list[str]) -> list[str]:
     """A loop body with NumPy's exp/tanh replaced by the vectorisable ones where nothing else in it
     stops vectorisation (a libm call or `**`); else unchanged. Comments are not code: ignored."""
-    code = [line.partition("  #")[0] for line in lines if not line.lstrip().startswith("#")]
-    calls = {m.group(1) for line in code for m in _CALL.finditer(line)} - _VECTORISABLE - set(_VECTOR_FORMS)
-    if calls or any("**" in line for line in code):
+    split = [("", line) if line.lstrip().startswith("#") else _code_and_comment(line) for line in lines]
+    calls = {m.group(1) for code, _ in split for m in _CALL.finditer(code)} - _VECTORISABLE - set(_VECTOR_FORMS)
+    if calls or any("**" in code for code, _ in split):
         return lines
-    out = []
-    for line in lines:
-        code, sep, note = ("", "", line) if line.lstrip().startswith("#") else line.partition("  #")
-        out.append(_CALL.sub(lambda m: _VECTOR_FORMS.get(m.group(1), m.group(1)) + "(", code) + sep + note)
-    return out
+    swap = lambda m: _VECTOR_FORMS.get(m.group(1), m.group(1)) + "("   # noqa: E731
+    return [_CALL.sub(swap, code) + comment for code, comment in split]
+
+
+def _code_and_comment(line: str) -> tuple[str, str]:
+    code, sep, note = line.partition("  #")
+    return code, sep + note
 
 
 @dataclass
