@@ -119,27 +119,32 @@ def evaluate(expr: sp.Expr, points: list[np.ndarray]) -> np.ndarray:
             return np.array([f(*map(float, point)) for point in zip(*points)])
 
 
-def check_expression(expr: sp.Expr, seed: int = 0, n: int = 16) -> None:
-    """Value and gradient of the compiled `expr` over (x, y, z) against SymPy at n random points."""
-    points = list(np.random.default_rng(seed).uniform(-2.0, 2.0, (3, n)))
-    module = gradc.compile_expr(expr, args=list(SYMBOLS))
-    value, grads = module.value_and_grad(*points)
+def _points(seed: int, n: int) -> list[np.ndarray]:
+    return list(np.random.default_rng(seed).uniform(-2.0, 2.0, (3, n)))
+
+
+def _compare(expr: sp.Expr, value: np.ndarray, grads: tuple[np.ndarray, ...], points: list[np.ndarray]) -> None:
+    """gradc's value and gradient of `expr` against SymPy's at `points`."""
     _close(value, evaluate(expr, points), f"value of {expr}")
     for s, got in zip(SYMBOLS, grads):
         _close(got, evaluate(_no_distributions(sp.diff(expr, s)), points), f"d/d{s} of {expr}")
+
+
+def check_expression(expr: sp.Expr, seed: int = 0, n: int = 16) -> None:
+    """Value and gradient of the compiled `expr` over (x, y, z) against SymPy at n random points."""
+    points = _points(seed, n)
+    _compare(expr, *gradc.compile_expr(expr, args=list(SYMBOLS)).value_and_grad(*points), points)
 
 
 def check_batch(exprs: list[sp.Expr], seed: int, n: int = 64) -> None:
     """`check_expression` for many expressions compiled as one module (one Numba compilation, which
     is most of the cost of a check): each output's value, and each one's own gradient through a one-hot
     cotangent, against SymPy."""
-    points = list(np.random.default_rng(seed).uniform(-2.0, 2.0, (3, n)))
+    points = _points(seed, n)
     module = gradc.compile_expr(exprs, args=list(SYMBOLS))
     for k, expr in enumerate(exprs):
         values, grads = module.value_and_grad(*points, cotangents=[float(j == k) for j in range(len(exprs))])
-        _close(values[k], evaluate(expr, points), f"value of {expr}")
-        for s, got in zip(SYMBOLS, grads):
-            _close(got, evaluate(_no_distributions(sp.diff(expr, s)), points), f"d/d{s} of {expr}")
+        _compare(expr, values[k], grads, points)
 
 
 BATCH = 20   # expressions per compiled module in the slow fuzz job
