@@ -3,9 +3,10 @@
 A loop that calls libm's exp or tanh runs one value at a time: LLVM has no vector version of the
 call to substitute (Numba's SVML support needs a patched LLVM that pip's llvmlite lacks). These
 versions are arithmetic, selects and one bitcast, all of which LLVM vectorises, so a kernel's loop
-computes 4 or 8 points per instruction. Measured on 524,288 float64 values (one core): exp 1.3 ms vs
-libm's 3.6 ms, tanh 3.3 ms vs 15.3 ms. Accuracy against NumPy: exp within 1 ulp over its whole
-range (subnormal results included), tanh within 5 ulp; NaN, ±inf, overflow and ±0 as NumPy.
+computes 4 or 8 points per instruction. Measured on 524,288 float64 values in [-5, 5] (one core):
+exp 0.95 ms vs libm's 4.05 ms, tanh 1.06 ms vs 9.04 ms. Accuracy against NumPy: exp within 1 ulp
+over its whole range (subnormal results included), tanh within 3 ulp; NaN, ±inf, overflow and ±0
+as NumPy.
 
 The text below the RUNTIME marker is copied into generated modules that call these functions
 (numpy and numba only); the op table's emission templates name them.
@@ -26,7 +27,12 @@ def _pow2(typingctx, n):
     return nb.types.float64(nb.types.int64), codegen
 
 
-@nb.njit(error_model="numpy", forceinline=True)
+#: FMA contraction (a*b + c in one rounding) halves the polynomials' instruction count and only
+#: makes them more accurate; no other fast-math licence is taken (NaN and inf handling stay IEEE).
+_FMA = {"contract"}
+
+
+@nb.njit(error_model="numpy", forceinline=True, fastmath=_FMA)
 def _expm1_small(r):
     """exp(r) - 1 for |r| <= ln2/2: Taylor to r**13 (truncation below 1e-17 relative)."""
     p = 1.0 / 6227020800.0
@@ -44,7 +50,7 @@ def _expm1_small(r):
     return r + r * (p * r)
 
 
-@nb.njit(error_model="numpy", forceinline=True)
+@nb.njit(error_model="numpy", forceinline=True, fastmath=_FMA)
 def _exp(x):
     """exp(x): x = n·ln2 + r (ln2 in two parts, so n·ln2_hi is exact), exp(r) by polynomial, times
     2**n applied as two halves (so results that are subnormal or near overflow come out right)."""
@@ -58,15 +64,17 @@ def _exp(x):
     return y if x == x else x
 
 
-@nb.njit(error_model="numpy", forceinline=True)
+@nb.njit(error_model="numpy", forceinline=True, fastmath=_FMA)
 def _tanh(x):
-    """tanh(x) = 1 - 2/(exp(2|x|) + 1) with x's sign; below |x| = 0.625, where that formula would
-    cancel, q = expm1(2|x|) is built from expm1(|x|/2) by doubling twice and tanh = q/(q + 2)."""
+    """tanh(|x|) = q/(q + 2) with q = expm1(2|x|) = 2**n·expm1(r) + (2**n - 1), x's sign restored:
+    one polynomial, no cancellation at small |x| (q is expm1 itself there); tanh is 1.0 in double
+    beyond |x| = 19.1, so clamping |x| to 22 keeps 2**n finite."""
     a = abs(x)
-    big = 1.0 - 2.0 / (_exp(2.0 * a) + 1.0)
-    q = _expm1_small(0.5 * a)
-    q = q * (q + 2.0)
-    q = q * (q + 2.0)
-    t = q / (q + 2.0) if a < 0.625 else big
-    t = 1.0 if a > 22.0 else t
+    a = a if a < 22.0 else 22.0   # NaN passes through (the comparison is false)
+    y = 2.0 * a
+    n = np.floor(y * 1.4426950408889634 + 0.5)
+    r = (y - n * 0.6931471803691238) - n * 1.9082149292705877e-10
+    scale = _pow2(np.int64(n))
+    q = scale * _expm1_small(r) + (scale - 1.0)
+    t = q / (q + 2.0)
     return t if x > 0.0 else -t if x < 0.0 else x
