@@ -87,6 +87,23 @@ class _TypedPrinter(Printer):
         return super().expr(node)
 
 
+def _shape_guard(params: list[str], p: MLPProgram) -> list[str]:
+    """The kernel's first statement: a ValueError unless every array has its shape (the dispatcher has
+    checked dtypes, ranks and layouts; the public functions catch this and say which array is wrong)."""
+    tests = ([] if "Y" not in params else ["X.shape[0] >= 1"]) + [f"X.shape[1] == {p.spec.input}"]
+    if "Y" in params:
+        tests += ["Y.shape[0] == X.shape[0]", f"Y.shape[1] == {p.spec.layers[-1].units}"]
+    tests += [f"{k}.shape == {tuple(n.shape)!r}" for k, n in p.params.items()]
+    lines, line = [], "    if not ("
+    for k, test in enumerate(tests):
+        piece = test + (" and " if k < len(tests) - 1 else "):")
+        if len(line) + len(piece.rstrip()) > 110:
+            lines.append(line.rstrip())
+            line = "            "
+        line += piece
+    return [*lines, line, '        raise ValueError("an array\'s shape does not fit the network")']
+
+
 def _function(name: str, doc: str, params: list[str], outputs: list[Node], backward: list[Node],
               p: MLPProgram, debug: bool) -> list[str]:
     inputs = {id(p.X): "X", id(p.Y): "Y", **{id(n): k for k, n in p.params.items()}}
@@ -113,7 +130,7 @@ def _function(name: str, doc: str, params: list[str], outputs: list[Node], backw
                 d.label = d.label or f"derivative of {node.label}"
                 body.append(_check(d, naming.names[id(d)]))
     values = [printer.text(n) for n in [*outputs, *backward]]
-    return [_DECORATOR, f"def {name}({', '.join(params)}):", f'    """{doc}"""',
+    return [_DECORATOR, f"def {name}({', '.join(params)}):", f'    """{doc}"""', *_shape_guard(params, p),
             *("    " + line for line in body), f"    return {', '.join(values)}"]
 
 
@@ -133,20 +150,17 @@ def init_params(seed=0):
 
 def forward(params, X):
     """The last layer's activations for X of shape (N, INPUT)."""
-    X, _ = _batch(X, None, INPUT, OUTPUT, DTYPE, LABELS_OK)
-    return _forward(X, *_params(params, PARAM_SHAPES, DTYPE))
+    return _run(_forward, params, (X,), PARAM_SHAPES, INPUT, OUTPUT, DTYPE, LABELS_OK)
 
 
 def loss(params, X, Y):
     """The loss (a float) of a batch."""
-    X, Y = _batch(X, Y, INPUT, OUTPUT, DTYPE, LABELS_OK)
-    return float(_loss(X, Y, *_params(params, PARAM_SHAPES, DTYPE)))
+    return float(_run(_loss, params, (X, Y), PARAM_SHAPES, INPUT, OUTPUT, DTYPE, LABELS_OK))
 
 
 def loss_and_grad(params, X, Y):
     """(loss, gradients keyed and shaped like params) of a batch."""
-    X, Y = _batch(X, Y, INPUT, OUTPUT, DTYPE, LABELS_OK)
-    value, *grads = _loss_and_grad(X, Y, *_params(params, PARAM_SHAPES, DTYPE))
+    value, *grads = _run(_loss_and_grad, params, (X, Y), PARAM_SHAPES, INPUT, OUTPUT, DTYPE, LABELS_OK)
     return float(value), dict(zip(PARAM_SHAPES, grads))
 
 

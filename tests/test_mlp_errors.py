@@ -1,6 +1,7 @@
 """Every way to misuse an MLP fails loudly and says where: call-time ValueErrors name the argument and
-the expected shape; bad specs raise gradc.SpecError naming the field path. Validation runs before
-any kernel, so nothing here waits for Numba."""
+the expected shape; bad specs raise gradc.SpecError naming the field path. The module under test
+has run each kernel once, so every bad call here first takes the fast path (arrays straight to the
+compiled kernel) and must fall back to the validating one that says what is wrong."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ import pytest
 
 import gradc
 
+X = np.zeros((6, 4))
+Y = np.eye(3)[[0, 1, 2, 0, 1, 2]]
 SPEC = {"name": "net", "input": 4, "layers": [{"units": 5, "activation": "tanh"},
                                              {"units": 3, "activation": "identity"}],
         "loss": "softmax_cross_entropy"}
@@ -18,16 +21,15 @@ SPEC = {"name": "net", "input": 4, "layers": [{"units": 5, "activation": "tanh"}
 
 @pytest.fixture(scope="module")
 def module():
-    return gradc.compile_mlp(SPEC)
+    compiled = gradc.compile_mlp(SPEC)
+    params = compiled.init_params(0)   # compile each kernel's one signature: later calls try the fast path
+    compiled.forward(params, X), compiled.loss(params, X, Y), compiled.loss_and_grad(params, X, Y)
+    return compiled
 
 
 @pytest.fixture()
 def params(module):
     return module.init_params(0)
-
-
-X = np.zeros((6, 4))
-Y = np.eye(3)[[0, 1, 2, 0, 1, 2]]
 
 
 def raises(match: str, *parts: str):
@@ -131,6 +133,32 @@ def test_ragged_and_empty_batches(module, params):
     with raises("X must have shape (N, 4) with N >= 1", "(0, 4)"):
         module.loss_and_grad(params, np.zeros((0, 4)), np.zeros((0, 3)))
     assert module.forward(params, np.zeros((0, 4))).shape == (0, 3)
+
+
+def test_loss_needs_Y(module, params):
+    with raises("Y must be an array of shape (N, 3), got None"):
+        module.loss(params, X, None)
+
+
+def test_arrays_of_other_types_are_converted_and_compile_nothing_new(module, params):
+    """Float32, Fortran-order, strided, read-only and list inputs, and integer labels, go the validating
+    way and give the float64 result; each kernel keeps its one compiled signature."""
+    rng = np.random.default_rng(3)
+    Xr, labels = rng.standard_normal((6, 4)), np.array([0, 1, 2, 0, 1, 2])
+    want_loss, want_grads = module.loss_and_grad(params, Xr, Y)
+    frozen = Xr.copy()
+    frozen.flags.writeable = False
+    wide = np.zeros((6, 8))
+    wide[:, ::2] = Xr
+    for X_in, Y_in in [(Xr.astype(np.float32), Y), (np.asfortranarray(Xr), Y), (wide[:, ::2], Y), (frozen, Y),
+                       (Xr.tolist(), Y), (Xr, labels), (Xr, Y.astype(np.int8))]:
+        value, grads = module.loss_and_grad({k: np.asfortranarray(v) for k, v in params.items()}, X_in, Y_in)
+        assert value == pytest.approx(want_loss, rel=1e-6)
+        for k in grads:
+            np.testing.assert_allclose(grads[k], want_grads[k], rtol=1e-5, atol=1e-12)
+    kernels = [getattr(module.module, name) for name in ("_forward", "_loss", "_loss_and_grad")]
+    assert [len(k.signatures) for k in kernels] == [1, 1, 1]
+    assert all(k in module.module._COMPILED for k in kernels)   # the fast path was live throughout
 
 
 def test_sgd_step_needs_float_arrays_it_can_update_in_place(module, params):
