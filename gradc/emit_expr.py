@@ -94,7 +94,7 @@ def _forward_kernel(p: ExprProgram, nm: _Names) -> list[str]:
     check = _check if p.debug else None
     body = _loads(order, nm.points, params) + statements(order, nm.naming, check=check)
     printer_names = nm.naming.names
-    body += [f"{o}[i] = {_value(x, printer_names)}" for x, o in zip(p.outputs, nm.out_params)]
+    body += [f"_store({o}, i, c, {_value(x, printer_names)})" for x, o in zip(p.outputs, nm.out_params)]
     signature = ", ".join([*nm.args, *nm.out_params])
     return [_DEBUG_DECORATOR if p.debug else _DECORATOR, f"def _forward_kernel({signature}):",
             *_loop(f"{nm.out_params[0]}.shape[0]", body, p.debug)]
@@ -113,7 +113,7 @@ def _value_and_grad_kernel(p: ExprProgram, nm: _Names) -> list[str]:
     params.update({id(c): a for c, a in zip(p.cotangents, nm.ct_params)})
     check = _check if p.debug else None
     body = _loads(forward, nm.points, params) + statements(forward, nm.naming, check=check)
-    body += [f"{o}[i] = {_value(x, nm.naming.names)}" for x, o in zip(p.outputs, nm.out_params)]
+    body += [f"_store({o}, i, c, {_value(x, nm.naming.names)})" for x, o in zip(p.outputs, nm.out_params)]
     body += ["# backward: adjoints of " + ("sum(" + nm.outputs[0] + ")" if not p.cotangents else
                                            "sum(Σ cotangent·output)")]
     body += _loads(backward, nm.ct_points, params) + statements(backward, nm.naming, check=check)

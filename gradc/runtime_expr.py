@@ -31,25 +31,31 @@ _KERNEL_LOCK = _kernel_lock()
 
 
 def _load(x, i):
-    """Value at point i: an array input holds one value per point, a shared scalar the same for all."""
+    """Value at point i: an array input holds one value per point, a shared scalar the same for all.
+
+    _load and _store index with np.uint64(i): an unsigned index skips Numba's negative-index
+    wraparound, a select that hides from LLVM that point i + 1 is the next element, so it would
+    gather and scatter 4 points at a time instead of loading and storing them (rosenbrock8: 5.6 ms
+    a call with the signed index, 4.2 ms with this, as fast as the hand-written loop)."""
 
 
 @overload(_load, inline="always")
 def _load_impl(x, i):
     if isinstance(x, nb.types.Array):
-        return lambda x, i: x[i]
+        return lambda x, i: x[np.uint64(i)]
     return lambda x, i: x
 
 
 def _store(out, i, c, v):
-    """Gradient at point i: per point into out[i]; a shared scalar's sums into out[c, 0] per chunk c."""
+    """Output or gradient at point i: per point into out[i]; a shared scalar's gradient is summed into
+    out[c, 0] per chunk c."""
 
 
 @overload(_store, inline="always")
 def _store_impl(out, i, c, v):
     if out.ndim == 1:
         def per_point(out, i, c, v):
-            out[i] = v
+            out[np.uint64(i)] = v
         return per_point
 
     def per_chunk(out, i, c, v):

@@ -467,3 +467,14 @@ def test_large_outputs_allocated_by_numba_are_right(dtype):
             assert got.dtype == dtype and got.shape == (n // 8, 8)
             np.testing.assert_allclose(got.reshape(n), want, rtol=1e-5 if dtype == "float32" else 1e-12, atol=1e-6)
     assert m.module._empty(2**20, np.dtype(dtype)).dtype == dtype
+
+
+def test_kernel_loads_and_stores_consecutive_points_as_vectors():
+    """The loop over a chunk's points reads and writes whole vectors of consecutive points: no gathers
+    or scatters (which a signed index's wraparound check caused: 5.6 vs 4.2 ms on rosenbrock8)."""
+    m = gradc.compile_expr((1 - x) ** 2 + 100 * (y - x**2) ** 2, args=[x, y])
+    m.value_and_grad(np.linspace(-1, 1, 64), np.linspace(0, 1, 64))
+    kernel = m.module._value_and_grad_kernel
+    asm = "\n".join(kernel.inspect_asm().values())
+    assert "vgather" not in asm and "vscatter" not in asm
+    assert re.search(r"vmovup[ds]\s[^\n]*%[yz]mm", asm), "no packed loads or stores of 4 or 8 points"
