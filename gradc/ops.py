@@ -275,6 +275,13 @@ def _vjp_matmul(g, out, a, b, ta=False, tb=False):
     return ir.call("matmul", g, b, tb=True), ir.call("matmul", a, g, ta=True)
 
 
+def _emit_sum(args: list[str], node: Node) -> str:
+    """A bias gradient: the adjoint of a (N, n) pre-activation summed over the batch axis."""
+    if node.attr("axes") != (0,) or len(node.inputs[0].shape) != 2:
+        raise NotImplementedError(f"sum over axes {node.attr('axes')} of shape {node.inputs[0].shape}")
+    return f"_column_sums({args[0]})"
+
+
 def _scalar(*xs, **_):
     return ()
 
@@ -308,8 +315,7 @@ def _loss(name: str, value, grad) -> list[Op]:
 _RECORDS += [
     Op("matmul", _eval_matmul, _vjp_matmul, _emit_matmul, 2, domain=((-1, 1),) * 2, prec=_MUL_PREC,
        hint="mm", shape=_matmul_shape, foldable=False),
-    Op("sum", lambda a, axes, keep_shape: np.sum(a, axis=axes).reshape(keep_shape), None,
-       lambda args, node: f"np.sum({args[0]}, axis={node.attr('axes')[0]})", 1,
+    Op("sum", lambda a, axes, keep_shape: np.sum(a, axis=axes).reshape(keep_shape), None, _emit_sum, 1,
        hint="sum", shape=lambda a, axes, keep_shape: keep_shape, foldable=False),
     Op("sumsq", lambda a: np.sum(a * a), lambda g, out, a: (2.0 * g * a,), "np.sum({0} * {0})",
        hint="sumsq", shape=_scalar, foldable=False),
