@@ -1,8 +1,11 @@
 """Support code for generated MLP modules: fused loss loops and call-time validation.
 
 The text below the RUNTIME marker is copied verbatim into every generated MLP module (which must
-not import gradc): numpy, numba and the standard library only.
+not import gradc): numpy, numba and the standard library only. The import above the marker is
+for this file alone: a written module carries runtime_math's text in front of this one.
 """
+from gradc.runtime_math import _exp  # noqa: I001 (above the marker: not copied)
+
 # --- RUNTIME ---
 import threading
 
@@ -64,16 +67,27 @@ def _sum_squared_grad(a, y):
 
 
 @nb.njit(**_JIT)
+def _shifted_exp(z, r, e):
+    """e[k] = exp(z[r, k] - max_k z[r, k]) for row r (vectorised: _exp, no reduction in that loop);
+    returns the row max."""
+    m = z[r, 0]
+    for k in range(1, z.shape[1]):
+        m = max(m, z[r, k])
+    for k in range(z.shape[1]):
+        e[k] = _exp(z[r, k] - m)
+    return m
+
+
+@nb.njit(**_JIT)
 def _softmax_ce(z, y):
     """Mean over rows of logsumexp(z_r) - z_r·y_r, shifted by the row max (stable at |z| ~ 1e3)."""
+    e = np.empty(z.shape[1], dtype=np.float64)
     total = 0.0
     for r in range(z.shape[0]):
-        m = z[r].max()
-        s = 0.0
+        m = _shifted_exp(z, r, e)
+        total += m + np.log(np.sum(e))
         for k in range(z.shape[1]):
-            s += np.exp(z[r, k] - m)
             total -= z[r, k] * y[r, k]
-        total += m + np.log(s)
     return total / z.shape[0]
 
 
@@ -81,14 +95,12 @@ def _softmax_ce(z, y):
 def _softmax_ce_grad(z, y):
     """(softmax(z) - y) / N."""
     out = np.empty_like(z)
+    e = np.empty(z.shape[1], dtype=np.float64)
     for r in range(z.shape[0]):
-        m = z[r].max()
-        s = 0.0
+        _shifted_exp(z, r, e)
+        scale = 1.0 / (np.sum(e) * z.shape[0])
         for k in range(z.shape[1]):
-            out[r, k] = np.exp(z[r, k] - m)
-            s += out[r, k]
-        for k in range(z.shape[1]):
-            out[r, k] = (out[r, k] / s - y[r, k]) / z.shape[0]
+            out[r, k] = e[k] * scale - y[r, k] / z.shape[0]
     return out
 
 
