@@ -90,9 +90,9 @@ class _TypedPrinter(Printer):
 def _shape_guard(params: list[str], p: MLPProgram) -> list[str]:
     """The kernel's first statement: a ValueError unless every array has its shape (the dispatcher has
     checked dtypes, ranks and layouts; the public functions catch this and say which array is wrong)."""
-    tests = ([] if "Y" not in params else ["X.shape[0] >= 1"]) + [f"X.shape[1] == {p.spec.input}"]
-    if "Y" in params:
-        tests += ["Y.shape[0] == X.shape[0]", f"Y.shape[1] == {p.spec.layers[-1].units}"]
+    tests = [f"X.shape[1] == {p.spec.input}"]
+    if "Y" in params:   # a loss is a mean over the batch: N >= 1
+        tests = ["X.shape[0] >= 1", *tests, "Y.shape[0] == X.shape[0]", f"Y.shape[1] == {p.spec.layers[-1].units}"]
     tests += [f"{k}.shape == {tuple(n.shape)!r}" for k, n in p.params.items()]
     lines, line = [], "    if not ("
     for k, test in enumerate(tests):
