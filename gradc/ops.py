@@ -239,7 +239,10 @@ _RECORDS = [
     Op("sigmoid", special.expit, lambda g, out, a: (g * out * (1.0 - out),), "1.0 / (1.0 + np.exp(-{0}))",
        prec=_MUL_PREC, hint="sig", note="sigmoid gate: σ' = σ(1-σ)"),
     Op("softplus", lambda a: np.logaddexp(0.0, a), lambda g, out, a: (g * ir.sigmoid(a),),
-       "max({0}, 0.0) + np.log1p(np.exp(-abs({0})))", prec=_ADD_PREC, hint="softplus",
+       # exp(-|u|) as min(e, 1/e) of e = exp(-u): the σ(u) of its gradient, 1/(1 + exp(-u)), then calls
+       # the same exp, which LLVM computes once (a loop calling exp per point: 66 -> 61.5 ms on mixed3);
+       # below u = -709.78 it gives 0 where e**u is subnormal, as σ(u) does
+       "max({0}, 0.0) + np.log1p(min(np.exp(-{0}), 1.0 / np.exp(-{0})))", prec=_ADD_PREC, hint="softplus",
        note="softplus gate: d/du = σ(u)"),
     Op("log1p", np.log1p, lambda g, out, a: (g / (1.0 + a),), "np.log1p({0})", domain=((-0.5, 3),),
        hint="log1p"),

@@ -11,11 +11,13 @@ import subprocess
 import sys
 import textwrap
 
+import numba as nb
 import numpy as np
 import pytest
 import sympy as sp
 
 import gradc
+from gradc.ops import OPS
 
 x, y, z = sp.symbols("x y z", real=True)
 RNG = np.random.default_rng(20240607)
@@ -304,6 +306,21 @@ def test_softplus_of_plus_minus_1000():
     assert np.all(np.isfinite(value)) and np.all(np.isfinite(dx))
     np.testing.assert_allclose(value, [0.0, np.log(2.0), 1000.0], rtol=1e-15)
     np.testing.assert_allclose(dx, [0.0, 0.5, 1.0], rtol=1e-15)
+
+
+def test_softplus_is_accurate_across_its_range_and_shares_its_gradients_exp():
+    """softplus(u) within a few ulp of NumPy's logaddexp(0, u) from u = -700 to 700 (exp(-|u|) is
+    min(e, 1/e) of e = exp(-u)), and with its gradient σ(u) one exp per point is left after LLVM."""
+    m = gradc.compile_expr(sp.log(1 + sp.exp(x)))
+    us = np.concatenate([np.linspace(-700, 700, 20001), np.linspace(-1e-6, 1e-6, 101)])
+    value, (dx,) = m.value_and_grad(us)
+    np.testing.assert_allclose(value, np.logaddexp(0.0, us), rtol=4e-16 * 4)
+    np.testing.assert_allclose(dx, 1.0 / (1.0 + np.exp(-us)), rtol=4e-16 * 4)
+    record = OPS["softplus"]
+    exec(f"def body(u):\n    return {record.emit.format('u')}, 1.0 / (1.0 + np.exp(-u))", namespace := {"np": np})
+    kernel = nb.njit(namespace["body"])
+    kernel(0.5)
+    assert "\n".join(kernel.inspect_llvm().values()).count("call double @llvm.exp.f64(") == 1
 
 
 def test_logsumexp_of_large_arguments():
