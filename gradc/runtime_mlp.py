@@ -236,10 +236,7 @@ def _run(kernel, params, data, shapes, n_in, n_out, dtype, labels_ok):
             return kernel(*data, *map(params.__getitem__, shapes))
         except (TypeError, KeyError, ValueError):
             pass   # said precisely, or converted, below
-    X, Y = data if len(data) == 2 else (*data, None)
-    if len(data) == 2 and Y is None:
-        raise ValueError(f"Y must be an array of shape (N, {n_out}), got None")
-    args = (*_batch(X, Y, n_in, n_out, dtype, labels_ok), *_params(params, shapes, dtype))
+    args = (*_batch(data, n_in, n_out, dtype, labels_ok), *_params(params, shapes, dtype))
     if kernel in _COMPILED:
         return kernel(*args)
     with _FIRST_CALL:   # compile (or load) the one signature; another thread's first call waits for it
@@ -249,18 +246,17 @@ def _run(kernel, params, data, shapes, n_in, n_out, dtype, labels_ok):
     return out
 
 
-def _batch(X, Y, n_in, n_out, dtype, labels_ok):
-    """(X, Y) validated, or (X,) when Y is None; Y may be integer class labels of shape (N,) when
-    `labels_ok` (made one-hot)."""
-    if type(X) is np.ndarray and X.ndim == 2 and X.shape[0] and _ready(X, dtype, (X.shape[0], n_in)) and (
-            Y is None or _ready(Y, dtype, (X.shape[0], n_out))):
-        return (X,) if Y is None else (X, Y)   # nothing to convert
-    X = _array(X, "X", dtype, (None, n_in))
-    if Y is None:
+def _batch(data, n_in, n_out, dtype, labels_ok):
+    """`data`, (X,) or (X, Y), validated and converted; Y may be integer class labels of shape (N,)
+    when `labels_ok` (made one-hot)."""
+    if len(data) == 2 and data[1] is None:
+        raise ValueError(f"Y must be an array of shape (N, {n_out}), got None")
+    X = _array(data[0], "X", dtype, (None, n_in))
+    if len(data) == 1:
         return (X,)
     if X.shape[0] == 0:   # the loss is a mean over the batch
         raise ValueError(f"X must have shape (N, {n_in}) with N >= 1 to compute a loss, got {X.shape}")
-    Y = np.asarray(Y)
+    Y = np.asarray(data[1])
     if labels_ok and Y.ndim == 1 and Y.dtype.kind in "iu":
         if Y.shape[0] != X.shape[0] or (Y.size and (Y.min() < 0 or Y.max() >= n_out)):
             raise ValueError(f"labels Y must be {X.shape[0]} integers in [0, {n_out}), got shape {Y.shape}"

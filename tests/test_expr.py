@@ -316,8 +316,8 @@ def test_softplus_is_accurate_across_its_range_and_shares_its_gradients_exp():
     value, (dx,) = m.value_and_grad(us)
     np.testing.assert_allclose(value, np.logaddexp(0.0, us), rtol=4e-16 * 4)
     np.testing.assert_allclose(dx, 1.0 / (1.0 + np.exp(-us)), rtol=4e-16 * 4)
-    record = OPS["softplus"]
-    exec(f"def body(u):\n    return {record.emit.format('u')}, 1.0 / (1.0 + np.exp(-u))", namespace := {"np": np})
+    namespace = {"np": np}   # the op's printed form and σ's, side by side in one function
+    exec(f"def body(u):\n    return {OPS['softplus'].emit.format('u')}, 1.0 / (1.0 + np.exp(-u))", namespace)
     kernel = nb.njit(namespace["body"])
     kernel(0.5)
     assert "\n".join(kernel.inspect_llvm().values()).count("call double @llvm.exp.f64(") == 1
