@@ -1,4 +1,4 @@
-"""The vectorisable exp and tanh of gradc/runtime_math.py against NumPy's: ulps over their whole
+"""The vectorisable exp, tanh and log1p of gradc/runtime_math.py against NumPy's: ulps over their whole
 ranges, the special values, and that a loop calling them is vectorised (the reason they exist)."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import numba as nb
 import numpy as np
 import pytest
 
-from gradc.runtime_math import _exp, _tanh
+from gradc.runtime_math import _exp, _log1p, _tanh
 
 
 @nb.njit(error_model="numpy")
@@ -20,6 +20,12 @@ def _map_exp(z, out):
 def _map_tanh(z, out):
     for k in range(z.shape[0]):
         out[k] = _tanh(z[k])
+
+
+@nb.njit(error_model="numpy")
+def _map_log1p(z, out):
+    for k in range(z.shape[0]):
+        out[k] = _log1p(z[k])
 
 
 def _ulps(got: np.ndarray, want: np.ndarray) -> float:
@@ -49,6 +55,28 @@ def test_tanh_is_within_three_ulp_of_numpy(lo, hi):
     assert _ulps(_apply(_map_tanh, z), np.tanh(z)) <= 3.0
 
 
+@pytest.mark.parametrize("lo, hi", [(-1e-300, 1e-300), (-1e-8, 1e-8), (-0.3, 0.42), (-1, -0.2), (-1, -1 + 1e-10),
+                                    (0.4, 3), (1, 1e3)])
+def test_log1p_is_within_one_ulp_of_numpy(lo, hi):
+    z = np.random.default_rng(2).uniform(lo, hi, 200_000)   # k = 0 (f = x), k < 0 and k > 0 all taken
+    assert _ulps(_apply(_map_log1p, z), np.log1p(z)) <= 1.0
+
+
+def test_log1p_is_within_one_ulp_of_numpy_across_all_magnitudes():
+    z = 10.0 ** np.random.default_rng(3).uniform(-320, 308, 200_000)
+    assert _ulps(_apply(_map_log1p, z), np.log1p(z)) <= 1.0
+
+
+def test_log1p_special_values_are_numpys():
+    z = np.array([np.nan, np.inf, -np.inf, 0.0, -0.0, -1.0, -1.5, -1 + 2**-53, 2**-60, -(2**-60), 1e308,
+                  1.7976931348623157e308, 5e-324, -5e-324, 2.0**53, 2.0**60, np.sqrt(2) - 1, 1 / np.sqrt(2) - 1])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        got, want = _apply(_map_log1p, z), np.log1p(z)
+    assert _ulps(got, want) == 0.0, (got, want)
+    number = ~np.isnan(want)
+    np.testing.assert_array_equal(np.signbit(got[number]), np.signbit(want[number]))
+
+
 def test_special_values_are_numpys():
     z = np.array([np.nan, np.inf, -np.inf, 0.0, -0.0, 709.78, 709.79, 710.0, -745.2, -800.0, 1e-320, -1e-320,
                   0.3466, 0.625, 19.1, 22.5, -22.5])
@@ -73,7 +101,7 @@ def _assembly(kernel) -> str:
 def test_a_loop_over_them_calls_no_libm_and_is_vectorised():
     libm = _assembly(_map_libm_tanh)
     assert "$tanh" in libm   # the check below can see a libm call (its address is loaded by name)
-    for kernel, name in ((_map_tanh, "$tanh"), (_map_exp, "$exp")):
+    for kernel, name in ((_map_tanh, "$tanh"), (_map_exp, "$exp"), (_map_log1p, "$log1p")):
         asm = _assembly(kernel)
         assert name not in asm
         assert "pd\t%ymm" in asm or "pd\t%zmm" in asm, "no packed double arithmetic on 4 or 8 lanes"
@@ -89,16 +117,22 @@ def test_loops_that_can_vectorise_get_the_vector_forms_and_others_keep_numpys():
     import gradc
     x, y = sp.symbols("x y", real=True)
     sig = 1 / (1 + sp.exp(-y))
-    vector = _kernel_text(gradc.compile_expr(x * sig + sp.tanh(x) ** 2 + sp.sqrt(1 + x**2)).source)
+    vector = _kernel_text(gradc.compile_expr(x * sig + sp.tanh(x) ** 2 + sp.sqrt(1 + x**2) + sp.log(1 + x**2)).source)
     assert "_exp(" in vector and "_tanh(" in vector and "np.exp(" not in vector and "np.tanh(" not in vector
-    scalar = _kernel_text(gradc.compile_expr(x * sig + sp.tanh(x) * sp.sin(y)).source)   # sin: libm anyway
+    assert "_log1p(" in vector and "np.log1p(" not in vector
+    # sin, cos, log and pow are LLVM intrinsics: the loop vectorises around them (called lane by lane)
+    lanes = _kernel_text(gradc.compile_expr(x * sig + sp.tanh(x) * sp.sin(y) * sp.log(x) + y ** sp.Rational(1, 3)).source)
+    assert "_exp(" in lanes and "_tanh(" in lanes and "np.sin(" in lanes and "np.log(" in lanes
+    scalar = _kernel_text(gradc.compile_expr(x * sig + sp.tanh(x) * sp.tan(y)).source)   # tan: a libm call
     assert "np.exp(" in scalar and "np.tanh(" in scalar and "_exp(" not in scalar
-    powered = _kernel_text(gradc.compile_expr(sp.exp(x) * y ** sp.Rational(1, 3)).source)   # ** calls libm pow
-    assert "np.exp(" in powered
+    from gradc.emit import vector_forms
+    powered = ["t = x_i ** -3", "s = np.exp(t)"]   # Numba branches on a negative integer power
+    assert vector_forms(powered) == powered
 
 
 def test_the_rule_reads_code_not_comments():
     from gradc.emit import vector_forms
     body = ["# backward: adjoints of sum(f)", "s = 1.0 / (1.0 + np.exp(-x_i))  # σ(log(x)) ** 2"]
     assert vector_forms(body) == ["# backward: adjoints of sum(f)", "s = 1.0 / (1.0 + _exp(-x_i))  # σ(log(x)) ** 2"]
-    assert vector_forms(["t = np.log(x_i)", "s = np.exp(t)"]) == ["t = np.log(x_i)", "s = np.exp(t)"]
+    assert vector_forms(["t = np.tan(x_i)", "s = np.exp(t)"]) == ["t = np.tan(x_i)", "s = np.exp(t)"]
+    assert vector_forms(["t = x_i ** (-0.5)", "s = np.exp(t)"]) == ["t = x_i ** (-0.5)", "s = _exp(t)"]
