@@ -121,7 +121,8 @@ def test_loops_that_can_vectorise_get_the_vector_forms_and_others_keep_numpys():
     assert "_exp(" in vector and "_tanh(" in vector and "np.exp(" not in vector and "np.tanh(" not in vector
     assert "_log1p(" in vector and "np.log1p(" not in vector
     # sin, cos, log and pow are LLVM intrinsics: the loop vectorises around them (called lane by lane)
-    lanes = _kernel_text(gradc.compile_expr(x * sig + sp.tanh(x) * sp.sin(y) * sp.log(x) + y ** sp.Rational(1, 3)).source)
+    lanes_expr = x * sig + sp.tanh(x) * sp.sin(y) * sp.log(x) + y ** sp.Rational(1, 3)
+    lanes = _kernel_text(gradc.compile_expr(lanes_expr).source)
     assert "_exp(" in lanes and "_tanh(" in lanes and "np.sin(" in lanes and "np.log(" in lanes
     scalar = _kernel_text(gradc.compile_expr(x * sig + sp.tanh(x) * sp.tan(y)).source)   # tan: a libm call
     assert "np.exp(" in scalar and "np.tanh(" in scalar and "_exp(" not in scalar
