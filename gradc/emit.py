@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import ast
 import hashlib
-import re
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -99,37 +98,6 @@ def _needed(stmt: ast.stmt, wanted: set[str]) -> bool:
     return any(isinstance(t, ast.Name) and t.id in wanted for t in targets) or not targets[0]
 
 
-# Loops vectorise only when every call in them does. LLVM turns arithmetic, sqrt, floor, abs, min and max
-# into packed instructions; sin, cos, log, log10 and pow (`**`) are LLVM intrinsics, which a vectorised
-# loop calls lane by lane while the rest of it runs packed; a call into any other libm function (tan,
-# arcsin, ...), or a negative integer power (Numba's branch for it), keeps the loop scalar. A loop whose
-# calls are all of these, or of NumPy functions with a libm-free version in runtime_math.py, gets those
-# versions (polynomial exp, tanh and log1p that vectorise); any other loop keeps NumPy's, which are faster
-# one value at a time. mixed3's loop (sin, cos, exp, tanh, log1p): 63.1 ms a call one point at a time,
-# 35.2 ms vectorised with sin and cos called lane by lane (the hand-written scalar loop: 57.5 ms).
-_VECTOR_FORMS = {"np.exp": "_exp", "np.tanh": "_tanh", "np.log1p": "_log1p"}
-_VECTORISABLE = {"np.sqrt", "np.floor", "np.ceil", "np.sign", "abs", "min", "max", "_load", "_store", "np.float32",
-                 "np.float64", "np.sin", "np.cos", "np.log", "np.log10"}
-_CALL = re.compile(r"(?<![\w.])((?:np\.|math\.)?\w+)\(")
-_NEGATIVE_POWER = re.compile(r"\*\*\s*\(?-\d+\)?(?![\d.eE])")
-
-
-def vector_forms(lines: list[str]) -> list[str]:
-    """A loop body with NumPy's exp/tanh/log1p replaced by the vectorisable ones where nothing else in it
-    stops vectorisation; else unchanged. Comments are not code: ignored."""
-    split = [("", line) if line.lstrip().startswith("#") else _code_and_comment(line) for line in lines]
-    calls = {m.group(1) for code, _ in split for m in _CALL.finditer(code)} - _VECTORISABLE - set(_VECTOR_FORMS)
-    if calls or any(_NEGATIVE_POWER.search(code) for code, _ in split):
-        return lines
-    swap = lambda m: _VECTOR_FORMS.get(m.group(1), m.group(1)) + "("   # noqa: E731
-    return [_CALL.sub(swap, code) + comment for code, comment in split]
-
-
-def _code_and_comment(line: str) -> tuple[str, str]:
-    code, sep, note = line.partition("  #")
-    return code, sep + note
-
-
 @dataclass
 class Naming:
     """Which nodes of a program get a statement of their own, and under which names."""
@@ -187,11 +155,22 @@ def _stem(node: Node, names: dict[int, str], counters: dict[str, int]) -> str:
     return f"{hint}{counters[hint]}"
 
 
-class Printer:
-    """Prints nodes as Python expressions, naming what `Naming` names and inlining the rest."""
+def vectorises(order: Sequence[Node]) -> bool:
+    """Whether a loop computing `order` can vectorise: every op in it allows it (`Op.vectorises`)."""
+    def allows(node: Node) -> bool:
+        record = OPS.get(node.op)
+        flag = True if record is None else record.vectorises   # inputs and constants
+        return flag(node) if callable(flag) else flag
+    return all(allows(n) for n in order)
 
-    def __init__(self, naming: Naming):
+
+class Printer:
+    """Prints nodes as Python expressions, naming what `Naming` names and inlining the rest; with
+    `vector`, in each op's form for a loop that vectorises (`Op.vector`)."""
+
+    def __init__(self, naming: Naming, vector: bool = False):
         self.naming = naming
+        self.vector = vector
 
     def expr(self, node: Node) -> tuple[str, int]:
         """(source text, precedence) of `node` as an operand."""
@@ -216,10 +195,11 @@ class Printer:
                     prec == record.prec and (pos > 0 or node.op not in _LEFT_ASSOC))):
                 text = f"({text})"
             args.append(text)
-        if callable(record.emit):
-            text = record.emit(args, node)   # a callable may print a form of another precedence
+        emit = record.vector if self.vector and record.vector is not None else record.emit
+        if callable(emit):
+            text = emit(args, node)   # a callable may print a form of another precedence
             return text if isinstance(text, tuple) else (text, record.prec)
-        return record.emit.format(*args), record.prec
+        return emit.format(*args), record.prec
 
     def statement(self, node: Node) -> str:
         """`name = rhs  # provenance` (or `name += term` for an adjoint accumulation)."""
@@ -248,10 +228,11 @@ def _with_comment(code: str, note: str) -> str:
 
 
 def statements(order: Sequence[Node], naming: Naming, skip: set[int] = frozenset(),
-               check: Callable[[Node, str], str] | None = None) -> list[str]:
-    """One statement per named node of `order` (inputs and nodes in `skip` excluded); with `check`,
-    each real-valued statement is followed by the line `check(node, name)` (the debug build)."""
-    printer = Printer(naming)
+               check: Callable[[Node, str], str] | None = None, vector: bool = False) -> list[str]:
+    """One statement per named node of `order` (inputs and nodes in `skip` excluded), in the forms of a
+    loop that vectorises if `vector`; with `check`, each real-valued statement is followed by the line
+    `check(node, name)` (the debug build)."""
+    printer = Printer(naming, vector)
     lines = []
     for n in order:
         if id(n) in naming.names and n.op != "input" and id(n) not in skip:

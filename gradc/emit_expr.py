@@ -21,7 +21,7 @@ from gradc.emit import (
     runtime_source,
     statements,
     used_runtime,
-    vector_forms,
+    vectorises,
 )
 from gradc.ir import Node
 from gradc.names import RESERVED, Namer, defined_names
@@ -56,7 +56,12 @@ def _check(node: Node, name: str) -> str:
 def _loop(length: str, body: list[str], debug: bool) -> list[str]:
     return [f"    for c in {'range' if debug else 'nb.prange'}(({length} + CHUNK - 1) // CHUNK):",
             f"        for i in range(c * CHUNK, min({length}, (c + 1) * CHUNK)):",
-            *(_INDENT + line for line in vector_forms(body))]
+            *(_INDENT + line for line in body)]
+
+
+def _vector(order: Sequence[Node], debug: bool) -> bool:
+    """Print the loop in its vectorising forms? Not in the debug build (serial, one check per value)."""
+    return not debug and vectorises(order)
 
 
 @functools.cache
@@ -92,17 +97,17 @@ def _forward_kernel(p: ExprProgram, nm: _Names) -> list[str]:
     order = ir.topological_order(p.outputs)
     params = {id(x): a for x, a in zip(p.inputs, nm.args)}
     check = _check if p.debug else None
-    body = _loads(order, nm.points, params) + statements(order, nm.naming, check=check)
-    printer_names = nm.naming.names
-    body += [f"_store({o}, i, c, {_value(x, printer_names)})" for x, o in zip(p.outputs, nm.out_params)]
+    vector = _vector(order, p.debug)
+    body = _loads(order, nm.points, params) + statements(order, nm.naming, check=check, vector=vector)
+    body += [f"_store({o}, i, c, {_value(x, nm.naming.names, vector)})" for x, o in zip(p.outputs, nm.out_params)]
     signature = ", ".join([*nm.args, *nm.out_params])
     return [_DEBUG_DECORATOR if p.debug else _DECORATOR, f"def _forward_kernel({signature}):",
             *_loop(f"{nm.out_params[0]}.shape[0]", body, p.debug)]
 
 
-def _value(node: Node, names: dict[int, str]) -> str:
+def _value(node: Node, names: dict[int, str], vector: bool) -> str:
     from gradc.emit import Printer  # a value is printed like any operand
-    return Printer(Naming(names, set())).text(node)
+    return Printer(Naming(names, set()), vector).text(node)
 
 
 def _value_and_grad_kernel(p: ExprProgram, nm: _Names) -> list[str]:
@@ -112,12 +117,13 @@ def _value_and_grad_kernel(p: ExprProgram, nm: _Names) -> list[str]:
     params = {id(x): a for x, a in zip(p.inputs, nm.args)}
     params.update({id(c): a for c, a in zip(p.cotangents, nm.ct_params)})
     check = _check if p.debug else None
-    body = _loads(forward, nm.points, params) + statements(forward, nm.naming, check=check)
-    body += [f"_store({o}, i, c, {_value(x, nm.naming.names)})" for x, o in zip(p.outputs, nm.out_params)]
+    vector = _vector([*forward, *backward], p.debug)
+    body = _loads(forward, nm.points, params) + statements(forward, nm.naming, check=check, vector=vector)
+    body += [f"_store({o}, i, c, {_value(x, nm.naming.names, vector)})" for x, o in zip(p.outputs, nm.out_params)]
     body += ["# backward: adjoints of " + ("sum(" + nm.outputs[0] + ")" if not p.cotangents else
                                            "sum(Σ cotangent·output)")]
-    body += _loads(backward, nm.ct_points, params) + statements(backward, nm.naming, check=check)
-    body += [f"_store({g}, i, c, {_value(x, nm.naming.names)})" for x, g in zip(p.grads, nm.grad_params)]
+    body += _loads(backward, nm.ct_points, params) + statements(backward, nm.naming, check=check, vector=vector)
+    body += [f"_store({g}, i, c, {_value(x, nm.naming.names, vector)})" for x, g in zip(p.grads, nm.grad_params)]
     signature = ", ".join([*nm.args, *nm.ct_params, *nm.out_params, *nm.grad_params])
     return [_DEBUG_DECORATOR if p.debug else _DECORATOR, f"def _value_and_grad_kernel({signature}):",
             *_loop(f"{nm.out_params[0]}.shape[0]", body, p.debug)]

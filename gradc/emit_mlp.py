@@ -17,7 +17,7 @@ from gradc.emit import (
     runtime_source,
     statements,
     used_runtime,
-    vector_forms,
+    vectorises,
 )
 from gradc.frontend.mlp import Activation, MLPProgram
 from gradc.ir import Node
@@ -31,29 +31,30 @@ def _activation_helpers(act: Activation) -> list[str]:
     z = act.h.graph.input("z")
     namer = Namer()
     naming = plan_names([act.h], [act.dh], namer, {id(z): "z_k"}, {})
-    printer = Printer(naming)
     forward = ir.topological_order([act.h])
     both = ir.topological_order([act.h, act.dh])
     head = ["    flat = z.reshape(z.size)", "    h = np.empty_like(flat)"]
     loop = ["    for k in range(flat.shape[0]):", "        z_k = flat[k]"]
 
-    def body(order: Sequence[Node]) -> list[str]:
-        return ["        " + s for s in statements(order, naming)]
+    def body(order: Sequence[Node], outputs: dict[str, Node]) -> list[str]:
+        vector = vectorises(order)
+        printer = Printer(naming, vector)
+        return ["        " + s for s in statements(order, naming, vector=vector)] + [
+            f"        {name}[k] = {printer.text(node)}" for name, node in outputs.items()]
 
     return [
         _DECORATOR,
         f"def {act.helper}(z):",
         '    """The activation, elementwise."""',
         f"    # h = {comment(act.formula)}",
-        *head, *loop, *vector_forms([*body(forward), f"        h[k] = {printer.text(act.h)}"]),
+        *head, *loop, *body(forward, {"h": act.h}),
         "    return h.reshape(z.shape)",
         "", "",
         _DECORATOR,
         f"def {act.helper}_both(z):",
         '    """(h, dh/dz) in one pass: the derivative reuses the forward values."""',
         *head, "    dh = np.empty_like(flat)", *loop,
-        *vector_forms([*body(both), f"        h[k] = {printer.text(act.h)}",
-                       f"        dh[k] = {printer.text(act.dh)}"]),
+        *body(both, {"h": act.h, "dh": act.dh}),
         "    return h.reshape(z.shape), dh.reshape(z.shape)",
     ]
 

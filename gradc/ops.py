@@ -30,7 +30,13 @@ class Op:
     printed inputs (`{0}`, `{1}`, ...) or a callable `(args, node) -> str | (str, prec)` for the rare odd
     case (a tuple when the printed form binds less tightly than `prec`, as `a * a` does for `a ** 2`).
     Inputs are parenthesised to bind at least as tightly as `prec`: a template that applies an operator
-    to an input (`-{0}`) needs a `prec` of that operator's strength, not the atom's."""
+    to an input (`-{0}`) needs a `prec` of that operator's strength, not the atom's.
+
+    Kernel loops vectorise (LLVM computes 4 points per instruction) when every op in them allows it:
+    `vectorises` is False (or a per-node test) for an op printed as a libm call LLVM cannot vectorise;
+    sin, cos, log and pow are LLVM intrinsics, which a vectorised loop calls lane by lane. `vector` is
+    the op's form in such a loop where it differs from `emit`: runtime_math's libm-free functions, which
+    vectorise (a loop that stays scalar keeps `emit`: libm is faster one value at a time)."""
 
     name: str
     eval: Callable[..., Any]
@@ -46,6 +52,8 @@ class Op:
     simplify: Callable[..., Node | None] | None = None   # algebraic identities applied while building
     foldable: bool = True                 # all-constant inputs fold to a constant
     note: str = ""                        # what the generated backward comment says of this gate
+    vector: str | Callable[[list[str], Node], str] | None = None   # form in a loop that vectorises
+    vectorises: bool | Callable[[Node], bool] = True                  # a loop calling it can vectorise
 
 
 def broadcast(*shapes: tuple) -> tuple:
@@ -133,6 +141,13 @@ def _emit_pow(args: list[str], node: Node) -> str | tuple[str, int]:
     return f"{args[0]} ** {args[1]}"
 
 
+def _pow_vectorises(node: Node) -> bool:
+    """`a ** -3` makes Numba branch (for a = 0), which keeps the loop scalar; other powers multiply or
+    call LLVM's pow intrinsic."""
+    exponent = node.inputs[1]
+    return not (exponent.is_const and exponent.value.is_integer() and -64 <= exponent.value < -1)
+
+
 def _vjp_pow(g, out, a, b):
     d_b = None if b.is_const else g * out * ir.log(a)
     return g * b * a ** (b - 1.0), d_b
@@ -154,9 +169,13 @@ def _eval_logsumexp(shift, *terms):
     return shift + np.log(sum(np.exp(t - shift) for t in terms))
 
 
-def _emit_logsumexp(args: list[str], node: Node) -> str:
+def _emit_logsumexp(args: list[str], node: Node, exp: str = "np.exp") -> str:
     shift, terms = args[0], args[1:]
-    return f"{shift} + np.log({' + '.join(f'np.exp({t} - {shift})' for t in terms)})"
+    return f"{shift} + np.log({' + '.join(f'{exp}({t} - {shift})' for t in terms)})"
+
+
+def _vector_logsumexp(args: list[str], node: Node) -> str:
+    return _emit_logsumexp(args, node, exp="_exp")
 
 
 def _vjp_logsumexp(g, out, shift, *terms):
@@ -184,29 +203,32 @@ _RECORDS = [
     Op("neg", np.negative, lambda g, out, a: (-g,), "-{0}", 1, None, ((-2, 2),), _NEG_PREC, "neg",
        simplify=_simplify_neg),
     Op("pow", np.power, _vjp_pow, _emit_pow, 2, sympy.Pow, ((0.2, 3), (-2, 2)), _POW_PREC, "pow",
-       simplify=_simplify_pow),
+       simplify=_simplify_pow, vectorises=_pow_vectorises),
     # elementary functions
-    Op("exp", np.exp, lambda g, out, a: (g * out,), "np.exp({0})", sympy=sympy.exp, hint="exp"),
+    Op("exp", np.exp, lambda g, out, a: (g * out,), "np.exp({0})", sympy=sympy.exp, hint="exp",
+       vector="_exp({0})"),
     Op("log", np.log, lambda g, out, a: (g / a,), "np.log({0})", sympy=sympy.log, domain=_POS, hint="log"),
     Op("sqrt", np.sqrt, lambda g, out, a: (g * 0.5 / out,), "np.sqrt({0})", domain=_POS, hint="sqrt"),
     Op("sin", np.sin, lambda g, out, a: (g * ir.cos(a),), "np.sin({0})", sympy=sympy.sin, hint="sin"),
     Op("cos", np.cos, lambda g, out, a: (-(g * ir.sin(a)),), "np.cos({0})", sympy=sympy.cos, hint="cos"),
     Op("tan", np.tan, lambda g, out, a: (g * (1.0 + out * out),), "np.tan({0})", sympy=sympy.tan,
-       domain=((-1.2, 1.2),), hint="tan"),
+       domain=((-1.2, 1.2),), hint="tan", vectorises=False),
     Op("asin", np.arcsin, lambda g, out, a: (g / ir.sqrt(1.0 - a * a),), "np.arcsin({0})", sympy=sympy.asin,
-       domain=_UNIT, hint="asin"),
+       domain=_UNIT, hint="asin", vectorises=False),
     Op("acos", np.arccos, lambda g, out, a: (-g / ir.sqrt(1.0 - a * a),), "np.arccos({0})",
-       sympy=sympy.acos, domain=_UNIT, hint="acos"),
+       sympy=sympy.acos, domain=_UNIT, hint="acos", vectorises=False),
     Op("atan", np.arctan, lambda g, out, a: (g / (1.0 + a * a),), "np.arctan({0})", sympy=sympy.atan,
-       hint="atan"),
+       hint="atan", vectorises=False),
     Op("atan2", np.arctan2, lambda g, out, y, x: (g * x / (x * x + y * y), -g * y / (x * x + y * y)),
-       "np.arctan2({0}, {1})", 2, sympy.atan2, ((0.3, 2), (0.3, 2)), hint="atan2"),
-    Op("sinh", np.sinh, lambda g, out, a: (g * ir.cosh(a),), "np.sinh({0})", sympy=sympy.sinh, hint="sinh"),
-    Op("cosh", np.cosh, lambda g, out, a: (g * ir.sinh(a),), "np.cosh({0})", sympy=sympy.cosh, hint="cosh"),
+       "np.arctan2({0}, {1})", 2, sympy.atan2, ((0.3, 2), (0.3, 2)), hint="atan2", vectorises=False),
+    Op("sinh", np.sinh, lambda g, out, a: (g * ir.cosh(a),), "np.sinh({0})", sympy=sympy.sinh, hint="sinh",
+       vectorises=False),
+    Op("cosh", np.cosh, lambda g, out, a: (g * ir.sinh(a),), "np.cosh({0})", sympy=sympy.cosh, hint="cosh",
+       vectorises=False),
     Op("tanh", np.tanh, lambda g, out, a: (g * (1.0 - out * out),), "np.tanh({0})", sympy=sympy.tanh,
-       hint="tanh"),
+       hint="tanh", vector="_tanh({0})"),
     Op("erf", special.erf, lambda g, out, a: (g * (2.0 / math.sqrt(math.pi)) * ir.exp(-(a * a)),),
-       "math.erf({0})", sympy=sympy.erf, hint="erf"),
+       "math.erf({0})", sympy=sympy.erf, hint="erf", vectorises=False),
     # piecewise-smooth
     Op("abs", np.abs, lambda g, out, a: (g * ir.sign(a),), "abs({0})", sympy=sympy.Abs, hint="abs"),
     Op("sign", np.sign, _zero_vjp, "np.sign({0})", sympy=sympy.sign, hint="sign"),
@@ -237,17 +259,17 @@ _RECORDS = [
     Op("not", np.logical_not, _zero_vjp, "not {0}", 1, sympy.Not, ((0, 1),), 5, "neither", dtype_rule=_bool),
     # gates: recognised by passes.py where the chain rule of their expansion is unstable or slow
     Op("sigmoid", special.expit, lambda g, out, a: (g * out * (1.0 - out),), "1.0 / (1.0 + np.exp(-{0}))",
-       prec=_MUL_PREC, hint="sig", note="sigmoid gate: σ' = σ(1-σ)"),
+       prec=_MUL_PREC, hint="sig", note="sigmoid gate: σ' = σ(1-σ)", vector="1.0 / (1.0 + _exp(-{0}))"),
     Op("softplus", lambda a: np.logaddexp(0.0, a), lambda g, out, a: (g * ir.sigmoid(a),),
        # exp(-|u|) as min(e, 1/e) of e = exp(-u): the σ(u) of its gradient, 1/(1 + exp(-u)), then calls
        # the same exp, which LLVM computes once (mixed3's kernel, libm calls per point: 68.5 -> 62.6 ms);
        # below u = -709.78 it gives 0 where e**u is subnormal, as σ(u) does
        "max({0}, 0.0) + np.log1p(min(np.exp(-{0}), 1.0 / np.exp(-{0})))", prec=_ADD_PREC, hint="softplus",
-       note="softplus gate: d/du = σ(u)"),
+       note="softplus gate: d/du = σ(u)", vector="max({0}, 0.0) + _log1p(min(_exp(-{0}), 1.0 / _exp(-{0})))"),
     Op("log1p", np.log1p, lambda g, out, a: (g / (1.0 + a),), "np.log1p({0})", domain=((-0.5, 3),),
-       hint="log1p"),
+       hint="log1p", vector="_log1p({0})"),
     Op("logsumexp", _eval_logsumexp, _vjp_logsumexp, _emit_logsumexp, None, domain=((-2, 2),) * 3,
-       prec=_ADD_PREC, hint="lse", note="logsumexp gate: softmax weights"),
+       prec=_ADD_PREC, hint="lse", note="logsumexp gate: softmax weights", vector=_vector_logsumexp),
 ]
 
 OPS: dict[str, Op] = {record.name: record for record in _RECORDS}
