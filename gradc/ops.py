@@ -33,10 +33,12 @@ class Op:
     to an input (`-{0}`) needs a `prec` of that operator's strength, not the atom's.
 
     Kernel loops vectorise (LLVM computes 4 points per instruction) when every op in them allows it:
-    `vectorises` is False (or a per-node test) for an op printed as a libm call LLVM cannot vectorise;
-    sin, cos, log and pow are LLVM intrinsics, which a vectorised loop calls lane by lane. `vector` is
-    the op's form in such a loop where it differs from `emit`: runtime_math's libm-free functions, which
-    vectorise (a loop that stays scalar keeps `emit`: libm is faster one value at a time)."""
+    `vectorises` is False (or a per-node test) for an op printed as a libm call LLVM cannot vectorise
+    (erf); the trigonometric and hyperbolic functions, log and pow are LLVM
+    intrinsics, which a vectorised loop calls lane by lane (tests/test_ops_table.py checks each flag
+    against the LLVM IR of a loop). `vector` is the op's form in such a loop where it differs from
+    `emit`: runtime_math's libm-free functions, which vectorise (a loop that stays scalar keeps `emit`:
+    libm is faster one value at a time)."""
 
     name: str
     eval: Callable[..., Any]
@@ -212,23 +214,22 @@ _RECORDS = [
     Op("sin", np.sin, lambda g, out, a: (g * ir.cos(a),), "np.sin({0})", sympy=sympy.sin, hint="sin"),
     Op("cos", np.cos, lambda g, out, a: (-(g * ir.sin(a)),), "np.cos({0})", sympy=sympy.cos, hint="cos"),
     Op("tan", np.tan, lambda g, out, a: (g * (1.0 + out * out),), "np.tan({0})", sympy=sympy.tan,
-       domain=((-1.2, 1.2),), hint="tan", vectorises=False),
+       domain=((-1.2, 1.2),), hint="tan"),
     Op("asin", np.arcsin, lambda g, out, a: (g / ir.sqrt(1.0 - a * a),), "np.arcsin({0})", sympy=sympy.asin,
-       domain=_UNIT, hint="asin", vectorises=False),
+       domain=_UNIT, hint="asin"),
     Op("acos", np.arccos, lambda g, out, a: (-g / ir.sqrt(1.0 - a * a),), "np.arccos({0})",
-       sympy=sympy.acos, domain=_UNIT, hint="acos", vectorises=False),
+       sympy=sympy.acos, domain=_UNIT, hint="acos"),
     Op("atan", np.arctan, lambda g, out, a: (g / (1.0 + a * a),), "np.arctan({0})", sympy=sympy.atan,
-       hint="atan", vectorises=False),
+       hint="atan"),
     Op("atan2", np.arctan2, lambda g, out, y, x: (g * x / (x * x + y * y), -g * y / (x * x + y * y)),
-       "np.arctan2({0}, {1})", 2, sympy.atan2, ((0.3, 2), (0.3, 2)), hint="atan2", vectorises=False),
-    Op("sinh", np.sinh, lambda g, out, a: (g * ir.cosh(a),), "np.sinh({0})", sympy=sympy.sinh, hint="sinh",
-       vectorises=False),
-    Op("cosh", np.cosh, lambda g, out, a: (g * ir.sinh(a),), "np.cosh({0})", sympy=sympy.cosh, hint="cosh",
-       vectorises=False),
+       "np.arctan2({0}, {1})", 2, sympy.atan2, ((0.3, 2), (0.3, 2)), hint="atan2"),
+    Op("sinh", np.sinh, lambda g, out, a: (g * ir.cosh(a),), "np.sinh({0})", sympy=sympy.sinh, hint="sinh"),
+    Op("cosh", np.cosh, lambda g, out, a: (g * ir.sinh(a),), "np.cosh({0})", sympy=sympy.cosh, hint="cosh"),
     Op("tanh", np.tanh, lambda g, out, a: (g * (1.0 - out * out),), "np.tanh({0})", sympy=sympy.tanh,
        hint="tanh", vector="_tanh({0})"),
     Op("erf", special.erf, lambda g, out, a: (g * (2.0 / math.sqrt(math.pi)) * ir.exp(-(a * a)),),
-       "math.erf({0})", sympy=sympy.erf, hint="erf", vectorises=False),
+       "math.erf({0})", sympy=sympy.erf, hint="erf",
+       vectorises=False),
     # piecewise-smooth
     Op("abs", np.abs, lambda g, out, a: (g * ir.sign(a),), "abs({0})", sympy=sympy.Abs, hint="abs"),
     Op("sign", np.sign, _zero_vjp, "np.sign({0})", sympy=sympy.sign, hint="sign"),

@@ -492,3 +492,39 @@ def test_broadcast_rule_of_the_table():
     assert broadcast(("N", 1), (1, 3)) == ("N", 3)
     with pytest.raises(ValueError):
         broadcast((2,), (3,))
+
+
+# -- each op's `vectorises` flag is what LLVM does with its printed form -----------------------------
+def _loop_ir(record: Op) -> str:
+    """LLVM IR of a loop computing the op's vector form (exp beside it, so the loop has work to vectorise)."""
+    import numba as nb
+
+    from gradc.emit import runtime_source
+    g = ir.Graph()
+    args = [g.input(f"x{k}") for k in range(_arity(record))]
+    node = g.apply(record.name, *args)
+    text = Printer(Naming({id(x): f"a{k}" for k, x in enumerate(args)}, set()), vector=True).text(node)
+    loads = [f"a{k} = x{k}[np.uint64(i)]" + (" > 0.0" if _bool_input(record, k) else "") for k in range(len(args))]
+    params = ", ".join(f"x{k}" for k in range(len(args)))
+    source = "\n".join([
+        "@nb.njit(error_model='numpy')",
+        f"def loop({params}, out):",
+        "    for i in range(out.shape[0]):",
+        *(f"        {line}" for line in loads),
+        f"        out[np.uint64(i)] = np.float64({text}) + _exp(x0[np.uint64(i)])"])
+    scope = {"nb": nb, "np": np, "math": math}
+    exec(runtime_source("runtime_math"), scope)   # noqa: S102 - gradc's own runtime text
+    exec(source, scope)   # noqa: S102 - our own printed text
+    loop = scope["loop"]
+    points = [np.linspace(0.1, 0.9, 64) for _ in args]
+    loop(*points, np.empty(64))
+    return loop.inspect_llvm(loop.signatures[0])
+
+
+@pytest.mark.parametrize("name", [n for n in ELEMENTWISE if OPS[n].emit is not None and not n.endswith("_grad")
+                                  and OPS[n].arity is not None and n not in ("sum", "sumsq", "act", "act_deriv")])
+def test_an_ops_vectorises_flag_is_what_llvm_does_with_its_loop(name):
+    record = OPS[name]
+    packed = "<4 x double>" in _loop_ir(record) or "<8 x double>" in _loop_ir(record)
+    flag = record.vectorises
+    assert packed is (flag if not callable(flag) else True), f"{name}: vectorises={flag}, packed loop={packed}"
