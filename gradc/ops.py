@@ -8,6 +8,7 @@ from this table, so a new op is tested the day it is added.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -34,11 +35,11 @@ class Op:
 
     Kernel loops vectorise (LLVM computes 4 points per instruction) when every op in them allows it:
     `vectorises` is False (or a per-node test) for an op printed as a libm call LLVM cannot vectorise
-    (erf); the trigonometric and hyperbolic functions, log and pow are LLVM
-    intrinsics, which a vectorised loop calls lane by lane (tests/test_ops_table.py checks each flag
-    against the LLVM IR of a loop). `vector` is the op's form in such a loop where it differs from
-    `emit`: runtime_math's libm-free functions, which vectorise (a loop that stays scalar keeps `emit`:
-    libm is faster one value at a time)."""
+    (erf; tan, arcsin... before LLVM 20); sin, cos, log and pow are LLVM intrinsics, which a vectorised
+    loop calls lane by lane, and so are tan, arcsin, ... from LLVM 20 on (tests/test_ops_table.py
+    checks each flag against the LLVM IR of a loop). `vector` is the op's form in such a loop where it
+    differs from `emit`: runtime_math's libm-free functions, which vectorise (a loop that stays scalar
+    keeps `emit`: libm is faster one value at a time)."""
 
     name: str
     eval: Callable[..., Any]
@@ -143,6 +144,18 @@ def _emit_pow(args: list[str], node: Node) -> str | tuple[str, int]:
     return f"{args[0]} ** {args[1]}"
 
 
+@functools.cache
+def _llvm_vectorises_libm_calls() -> bool:
+    """LLVM 20 and later (llvmlite >= 0.45) vectorise a loop calling tan, arcsin, arccos, arctan, arctan2,
+    sinh or cosh, calling libm lane by lane; LLVM 15 keeps such a loop scalar."""
+    from llvmlite import binding
+    return binding.llvm_version_info >= (20,)
+
+
+def _libm_vectorises(node: Node) -> bool:
+    return _llvm_vectorises_libm_calls()
+
+
 def _pow_vectorises(node: Node) -> bool:
     """`a ** -3` makes Numba branch (for a = 0), which keeps the loop scalar; other powers multiply or
     call LLVM's pow intrinsic."""
@@ -214,17 +227,19 @@ _RECORDS = [
     Op("sin", np.sin, lambda g, out, a: (g * ir.cos(a),), "np.sin({0})", sympy=sympy.sin, hint="sin"),
     Op("cos", np.cos, lambda g, out, a: (-(g * ir.sin(a)),), "np.cos({0})", sympy=sympy.cos, hint="cos"),
     Op("tan", np.tan, lambda g, out, a: (g * (1.0 + out * out),), "np.tan({0})", sympy=sympy.tan,
-       domain=((-1.2, 1.2),), hint="tan"),
+       domain=((-1.2, 1.2),), hint="tan", vectorises=_libm_vectorises),
     Op("asin", np.arcsin, lambda g, out, a: (g / ir.sqrt(1.0 - a * a),), "np.arcsin({0})", sympy=sympy.asin,
-       domain=_UNIT, hint="asin"),
+       domain=_UNIT, hint="asin", vectorises=_libm_vectorises),
     Op("acos", np.arccos, lambda g, out, a: (-g / ir.sqrt(1.0 - a * a),), "np.arccos({0})",
-       sympy=sympy.acos, domain=_UNIT, hint="acos"),
+       sympy=sympy.acos, domain=_UNIT, hint="acos", vectorises=_libm_vectorises),
     Op("atan", np.arctan, lambda g, out, a: (g / (1.0 + a * a),), "np.arctan({0})", sympy=sympy.atan,
-       hint="atan"),
+       hint="atan", vectorises=_libm_vectorises),
     Op("atan2", np.arctan2, lambda g, out, y, x: (g * x / (x * x + y * y), -g * y / (x * x + y * y)),
-       "np.arctan2({0}, {1})", 2, sympy.atan2, ((0.3, 2), (0.3, 2)), hint="atan2"),
-    Op("sinh", np.sinh, lambda g, out, a: (g * ir.cosh(a),), "np.sinh({0})", sympy=sympy.sinh, hint="sinh"),
-    Op("cosh", np.cosh, lambda g, out, a: (g * ir.sinh(a),), "np.cosh({0})", sympy=sympy.cosh, hint="cosh"),
+       "np.arctan2({0}, {1})", 2, sympy.atan2, ((0.3, 2), (0.3, 2)), hint="atan2", vectorises=_libm_vectorises),
+    Op("sinh", np.sinh, lambda g, out, a: (g * ir.cosh(a),), "np.sinh({0})", sympy=sympy.sinh, hint="sinh",
+       vectorises=_libm_vectorises),
+    Op("cosh", np.cosh, lambda g, out, a: (g * ir.sinh(a),), "np.cosh({0})", sympy=sympy.cosh, hint="cosh",
+       vectorises=_libm_vectorises),
     Op("tanh", np.tanh, lambda g, out, a: (g * (1.0 - out * out),), "np.tanh({0})", sympy=sympy.tanh,
        hint="tanh", vector="_tanh({0})"),
     Op("erf", special.erf, lambda g, out, a: (g * (2.0 / math.sqrt(math.pi)) * ir.exp(-(a * a)),),

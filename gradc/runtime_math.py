@@ -19,7 +19,7 @@ from numba.extending import intrinsic
 
 @intrinsic
 def _bits(typingctx, x):
-    """The IEEE bits of a float64 as an int64 (a bitcast, not a call)."""
+    """The IEEE bits of a float64 as an int64: reinterpreted by LLVM's bitcast, not computed."""
     def codegen(context, builder, signature, args):
         return builder.bitcast(args[0], context.get_value_type(nb.types.int64))
     return nb.types.int64(nb.types.float64), codegen
@@ -27,7 +27,7 @@ def _bits(typingctx, x):
 
 @intrinsic
 def _float(typingctx, bits):
-    """The float64 whose IEEE bits are the int64 `bits` (a bitcast, not a call)."""
+    """The float64 whose IEEE bits are the int64 `bits`: reinterpreted by LLVM's bitcast, not computed."""
     def codegen(context, builder, signature, args):
         return builder.bitcast(args[0], context.get_value_type(nb.types.float64))
     return nb.types.float64(nb.types.int64), codegen
