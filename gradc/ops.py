@@ -8,7 +8,6 @@ from this table, so a new op is tested the day it is added.
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -144,16 +143,11 @@ def _emit_pow(args: list[str], node: Node) -> str | tuple[str, int]:
     return f"{args[0]} ** {args[1]}"
 
 
-@functools.cache
-def _llvm_vectorises_libm_calls() -> bool:
+def _libm_vectorises(node: Node) -> bool:
     """LLVM 20 and later (llvmlite >= 0.45) vectorise a loop calling tan, arcsin, arccos, arctan, arctan2,
     sinh or cosh, calling libm lane by lane; LLVM 15 keeps such a loop scalar."""
     from llvmlite import binding
     return binding.llvm_version_info >= (20,)
-
-
-def _libm_vectorises(node: Node) -> bool:
-    return _llvm_vectorises_libm_calls()
 
 
 def _pow_vectorises(node: Node) -> bool:
@@ -243,8 +237,7 @@ _RECORDS = [
     Op("tanh", np.tanh, lambda g, out, a: (g * (1.0 - out * out),), "np.tanh({0})", sympy=sympy.tanh,
        hint="tanh", vector="_tanh({0})"),
     Op("erf", special.erf, lambda g, out, a: (g * (2.0 / math.sqrt(math.pi)) * ir.exp(-(a * a)),),
-       "math.erf({0})", sympy=sympy.erf, hint="erf",
-       vectorises=False),
+       "math.erf({0})", sympy=sympy.erf, hint="erf", vectorises=False),
     # piecewise-smooth
     Op("abs", np.abs, lambda g, out, a: (g * ir.sign(a),), "abs({0})", sympy=sympy.Abs, hint="abs"),
     Op("sign", np.sign, _zero_vjp, "np.sign({0})", sympy=sympy.sign, hint="sign"),
