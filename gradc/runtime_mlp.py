@@ -175,7 +175,7 @@ def _hinge_grad(a, y):
 @nb.njit(**_JIT)
 def _check_finite(value, message):
     """Debug builds: raise FloatingPointError(message, first bad flat index) if `value` is not finite."""
-    flat = np.asarray(value).reshape(-1)
+    flat = np.ascontiguousarray(np.asarray(value)).reshape(-1)   # a copy only for a Fortran-ordered gradient
     for k in range(flat.shape[0]):
         if not np.isfinite(flat[k]):
             raise FloatingPointError(message, k)

@@ -242,6 +242,30 @@ def test_sgd_step_updates_in_place_and_returns_the_pre_step_loss():
     assert module.loss(params, X, Y) < loss_before
 
 
+@pytest.mark.parametrize(("debug", "l2"), [(False, 0.0), (True, 0.0), (False, 0.01)])
+def test_narrowing_layers_compute_weight_gradients_short_side_first(debug, l2):
+    # fan_out <= fan_in / 4: (g.T @ a).T, a Fortran-ordered gradient; the square layer keeps a.T @ g
+    spec = {"name": "narrowing", "input": 40, "l2": l2, "loss": "mse",
+            "layers": [{"units": 8, "activation": "tanh", "bias": False}, {"units": 8, "activation": "tanh"},
+                       {"units": 2, "activation": "identity"}]}
+    module = gradc.compile_mlp(spec, debug=debug)
+    body = _loss_and_grad_body(module.source)
+    assert re.search(r"^\s+d_W1 \+?= \(d_z1\.T @ X\)\.T  #", body, re.M), body   # += after the l2 term
+    assert re.search(r"^\s+d_W2 \+?= h1\.T @ d_z2  #", body, re.M), body
+    assert re.search(r"^\s+d_W3 \+?= \(d_z3\.T @ h2\)\.T  #", body, re.M), body
+    rng = np.random.default_rng(4)
+    X, Y = rng.normal(size=(16, 40)), rng.normal(size=(16, 2))
+    params = {k: v + 0.1 * rng.normal(size=v.shape) for k, v in module.init_params(1).items()}
+    assert_matches_reference(module, load_spec(spec), params, X, Y, rtol=1e-12)
+    _, grads = module.loss_and_grad({k: v for k, v in params.items() if k != "W3"} | {
+        "W3": np.asfortranarray(params["W3"])}, X, Y)   # a Fortran-ordered parameter is converted
+    # updating C-ordered parameters with the gradients keeps them C-ordered: the next call's fast path
+    functional = {k: params[k] - 0.1 * grads[k] for k in params}
+    module.sgd_step(params, X, Y, 0.1)
+    for name in params:
+        assert params[name].flags.c_contiguous and functional[name].flags.c_contiguous, name
+
+
 def test_sgd_decreases_the_loss_on_a_small_problem():
     case = by_activation("elu")   # softmax CE, l2
     module = compiled(case)
