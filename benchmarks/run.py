@@ -43,6 +43,7 @@ from benchmarks.peers import (  # noqa: E402
     gradc_mlp_compile_times,
     target_status,
 )
+from gradc.runtime_heap import _retain_freed_memory  # noqa: E402
 
 CASE_TIMEOUT_S = 1800
 BUSY_LOAD = 0.7  # 1-minute load average above which a warning says the numbers will be noisy
@@ -87,8 +88,12 @@ def worker(argv: list[str]) -> int:
     """``run.py --worker KIND:NAME --result PATH [options]``: run one case, write its JSON."""
     args = parse_args(argv)
     kind, name = args.worker.split(":", 1)
+    # what importing a generated module does, done first: every contestant (gradc or not) then runs
+    # with the same malloc settings (GRADC_MALLOC_TUNING=0 runs them all with glibc's defaults)
+    tuned = _retain_freed_memory()
     result = run_case(kind, name, quick=args.quick, repeat=args.repeat, contestants=args.contestant_list,
                       compile_times=args.compile_times)
+    result["malloc_tuned"] = tuned
     Path(args.result).write_text(json.dumps(result, indent=1, default=float))
     return 0
 

@@ -183,7 +183,8 @@ def emit_expr_module(p: ExprProgram) -> str:
         "\n".join(_wrappers(p, nm)),
     ]
     code = "\n".join(parts) + "\n"
-    support = [runtime_source("runtime_math"), runtime_source("runtime_expr"), "import math" if "math." in code else ""]
+    support = [runtime_source("runtime_math"), runtime_source("runtime_expr"), "import math" if "math." in code else "",
+               runtime_source("runtime_heap")]
     runtime = used_runtime(support, code).rstrip("\n")
     return "\n".join([header(f"{p.name}({', '.join(nm.args)})", p.source_hash, p.regenerate, described),
                       runtime, "", code])

@@ -196,6 +196,7 @@ def emit_mlp_module(p: MLPProgram, source_hash: str, regenerate: str, debug: boo
         _wrappers(p),
     ]
     code = "\n".join(parts)
-    support = [runtime_source("runtime_math"), runtime_source("runtime_mlp"), "\n".join(helpers)]
+    support = [runtime_source("runtime_math"), runtime_source("runtime_mlp"), "\n".join(helpers),
+               runtime_source("runtime_heap")]
     runtime = used_runtime(support, code).rstrip("\n")   # only what `code` calls
     return "\n".join([header(f"MLP {p.spec.name}", source_hash, regenerate, described), runtime, "", "", code])
