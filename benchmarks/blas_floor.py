@@ -1,9 +1,11 @@
 """The BLAS floor of each MLP case: the matrix products alone of one training step.
 
-gradc's step (like the hand-written NumPy one) does the same products through OpenBLAS: forward
-`H_{i-1} @ W_i`, backward `H_{i-1}.T @ dZ_i` and `dZ_i @ W_i.T`. Nothing it does around them can make
-the step take less than they do, so this floor, next to issue 4's target, says how close a target is to
-possible on this machine's BLAS. torch's full step is timed in the same run where torch is installed.
+Forward `H_{i-1} @ W_i`, backward `H_{i-1}.T @ dZ_i` and `dZ_i @ W_i.T`, timed twice: through NumPy's
+`@` (its own OpenBLAS: the hand-written NumPy step's floor) and from Numba with the orientations gradc
+prints (SciPy's OpenBLAS, weight gradients of narrowing layers short side first: gradc's floor).
+Nothing a step does around its products can make it take less than they do, so these floors, next to
+issue 4's target, say how close a target is to possible on this machine. torch's full step is timed in
+the same run where torch is installed.
 
     python benchmarks/blas_floor.py [--repeat 30]        # prints a table; writes nothing
 """
@@ -61,6 +63,36 @@ def products(sizes: list[int], batch: int, rng: np.random.Generator) -> Callable
     return step
 
 
+@functools.cache
+def _numba_products() -> Callable[..., float]:
+    """One step's products in a Numba function, as gradc's kernels print them (`gradc.ops._emit_matmul`)."""
+    import numba as nb
+
+    @nb.njit
+    def step(H, W):   # H, W: typed lists of C-ordered arrays
+        total = 0.0
+        for i in range(len(W)):
+            total += (H[i] @ W[i])[0, 0]
+        for i in range(len(W)):
+            if 4 * W[i].shape[1] <= W[i].shape[0]:
+                total += (H[i + 1].T @ H[i]).T[0, 0]
+            else:
+                total += (H[i].T @ H[i + 1])[0, 0]
+            if i:
+                total += (H[i + 1] @ W[i].T)[0, 0]
+        return total
+    return step
+
+
+def numba_products(sizes: list[int], batch: int, rng: np.random.Generator) -> Callable[[], float]:
+    """`products`, from Numba with gradc's orientations."""
+    from numba.typed import List
+    H = List([rng.standard_normal((batch, n)) for n in sizes])
+    W = List([rng.standard_normal((a, b)) for a, b in zip(sizes, sizes[1:])])
+    step = _numba_products()
+    return lambda: step(H, W)
+
+
 def _torch_step(spec: dict, batch: int) -> Callable[[], object] | None:
     try:
         from benchmarks.peers import build_mlp_contestant
@@ -74,19 +106,21 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=30)
     ns = parser.parse_args(argv)
-    print(f"{'case':10} {'products ms':>12} {'hand NumPy ms':>14} {'floor ratio':>12} {'target':>8} "
-          f"{'torch step ms':>14}")
+    print(f"{'case':10} {'NumPy products':>15} {'hand NumPy ms':>14} {'gradc products':>15} {'floor ratio':>12} "
+          f"{'target':>8} {'torch step ms':>14}")
     for name, (spec, batch, target) in MLP_CASES.items():
         sizes = [spec["input"], *(layer["units"] for layer in spec["layers"])]
         floor = _median_ms(products(sizes, batch, np.random.default_rng(0)), ns.repeat)
+        gradc_floor = _median_ms(numba_products(sizes, batch, np.random.default_rng(0)), ns.repeat)
         s = load_spec(spec)
         params, X, Y = make_batch(s, batch, seed=0)
         hand = _median_ms(functools.partial(reference.loss_and_grad, s, params, X, Y), ns.repeat)
         torch_step = _torch_step(spec, batch)
         torch_ms = f"{_median_ms(torch_step, ns.repeat):14.3f}" if torch_step else f"{'(no torch)':>14}"
         goal = f"<= {target['max_ratio']}" if "max_ratio" in target else "< torch"
-        print(f"{name:10} {floor:12.3f} {hand:14.3f} {floor / hand:12.2f} {goal:>8} {torch_ms}")
-    print("floor ratio = the products alone / the hand NumPy step: gradc's ratio cannot go below it.")
+        print(f"{name:10} {floor:15.3f} {hand:14.3f} {gradc_floor:15.3f} {gradc_floor / hand:12.2f} {goal:>8} "
+              f"{torch_ms}")
+    print("floor ratio = gradc's products alone / the hand NumPy step: gradc's ratio cannot go below it.")
     return 0
 
 
