@@ -141,7 +141,7 @@ def _wrappers(p: ExprProgram, nm: _Names) -> list[str]:
         f"def forward({args}):",
         f'    """Value of {what} at every point of the broadcast inputs."""',
         f"    shape, n, _, args = _prepare({call}, ARGS, DTYPE)",
-        "    outs = [_empty(n, DTYPE) for _ in OUTPUTS]",
+        "    outs = [np.empty(n, DTYPE) for _ in OUTPUTS]",
         "    with _KERNEL_LOCK:",
         "        _forward_kernel(*args, *outs)",
         "    outs = [o.reshape(shape) for o in outs]",
@@ -151,7 +151,7 @@ def _wrappers(p: ExprProgram, nm: _Names) -> list[str]:
         f'    """(forward value, gradient of sum({"f" if single else "Σ cotangent·output"}) w.r.t. each of '
         f'WRT, shaped like that input)."""',
         f"    shape, n, arrays, args = _prepare({call}, ARGS, DTYPE)",
-        "    outs = [_empty(n, DTYPE) for _ in OUTPUTS]",
+        "    outs = [np.empty(n, DTYPE) for _ in OUTPUTS]",
         "    buffers = [_grad_buffer(arrays[k], n, DTYPE) for k in WRT_INDEX]",
         "    with _KERNEL_LOCK:",
         f"        _value_and_grad_kernel(*args, {ct_args}*outs, *buffers)",

@@ -117,20 +117,6 @@ def _grad_buffer(array, n, dtype):
     float64 whatever the dtype, so a float32 sum over millions of points is rounded once, at the end)."""
     if array.ndim == 0:
         return np.zeros(((n + CHUNK - 1) // CHUNK, 1), dtype=np.float64)
-    return _empty(n, dtype)
-
-
-def _empty(n, dtype):
-    """An uninitialised output of n values. From 4 MB up it is allocated by Numba's runtime (plain
-    malloc, as a hand-written Numba loop allocates) instead of NumPy, which advises the kernel to back
-    such arrays with huge pages: in some phases of this machine, faulting those in cost a 1e6-point,
-    9-output kernel 4 ms a call (rosenbrock8: median 15.3 ms with NumPy's arrays, 11.3 ms with these,
-    20 interleaved calls); in others the two are level (8.42 vs 8.44 ms)."""
-    return _malloc_empty(n, dtype) if n * dtype.itemsize >= 1 << 22 else np.empty(n, dtype)
-
-
-@nb.njit(cache=True)
-def _malloc_empty(n, dtype):
     return np.empty(n, dtype)
 
 
