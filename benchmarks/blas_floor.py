@@ -28,9 +28,11 @@ from benchmarks.mlp_cases import MLP_CASES  # noqa: E402
 from benchmarks.peers import make_batch  # noqa: E402
 from gradc import reference  # noqa: E402
 from gradc.frontend.spec import load_spec  # noqa: E402
+from gradc.ops import short_side_first  # noqa: E402
 
 
 def _median_ms(fn: Callable[[], object], repeat: int) -> float:
+    time.sleep(0.3)   # the other OpenBLAS's threads (NumPy's or Numba's) stop spinning on the cores first
     fn()
     calls = max(1, int(0.005 / max(_once(fn), 1e-7)))   # a sample lasts >= 5 ms
     samples = []
@@ -65,16 +67,17 @@ def products(sizes: list[int], batch: int, rng: np.random.Generator) -> Callable
 
 @functools.cache
 def _numba_products() -> Callable[..., float]:
-    """One step's products in a Numba function, as gradc's kernels print them (`gradc.ops._emit_matmul`)."""
+    """One step's products in a Numba function, in the orientations gradc prints (`short_side_first[i]`
+    for layer i's weight gradient, as `gradc.ops.short_side_first` decides)."""
     import numba as nb
 
     @nb.njit
-    def step(H, W):   # H, W: typed lists of C-ordered arrays
+    def step(H, W, short_side_first):   # H, W: typed lists of C-ordered arrays
         total = 0.0
         for i in range(len(W)):
             total += (H[i] @ W[i])[0, 0]
         for i in range(len(W)):
-            if 4 * W[i].shape[1] <= W[i].shape[0]:
+            if short_side_first[i]:
                 total += (H[i + 1].T @ H[i]).T[0, 0]
             else:
                 total += (H[i].T @ H[i + 1])[0, 0]
@@ -89,8 +92,9 @@ def numba_products(sizes: list[int], batch: int, rng: np.random.Generator) -> Ca
     from numba.typed import List
     H = List([rng.standard_normal((batch, n)) for n in sizes])
     W = List([rng.standard_normal((a, b)) for a, b in zip(sizes, sizes[1:])])
+    flags = np.array([short_side_first(a, b) for a, b in zip(sizes, sizes[1:])])
     step = _numba_products()
-    return lambda: step(H, W)
+    return lambda: step(H, W, flags)
 
 
 def _torch_step(spec: dict, batch: int) -> Callable[[], object] | None:

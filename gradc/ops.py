@@ -298,15 +298,20 @@ def _eval_matmul(a, b, ta=False, tb=False):
     return (a.T if ta else a) @ (b.T if tb else b)
 
 
+def short_side_first(rows: int | str, cols: int | str) -> bool:
+    """Whether a weight gradient `a.T @ g` of shape (fan_in, fan_out) = (rows, cols) is printed
+    `(g.T @ a).T`: when fan_out <= fan_in / 4, OpenBLAS runs the product with the short side first at
+    0.62-1.00 of the time (0.87 at 64x1000x100, 0.63 at 10x784x30), where with fan_out >= fan_in / 3
+    that is 0.94-1.18 (benchmarks/README). The gradient is then a Fortran-ordered array, which NumPy
+    updates like any other."""
+    return isinstance(rows, int) and isinstance(cols, int) and 4 * cols <= rows
+
+
 def _emit_matmul(args: list[str], node: Node) -> str:
-    """`a @ b` with `.T` on a transposed operand (BLAS reads the transpose: no copy). A weight gradient
-    `a.T @ g` of shape (fan_in, fan_out) with fan_out <= fan_in / 4 is printed `(g.T @ a).T`: OpenBLAS
-    runs the product with the short side first at 0.62-1.00 of the time (0.87 at 64x1000x100, 0.63 at
-    10x784x30), where with fan_out >= fan_in / 3 that is 0.94-1.18 (benchmarks/README). The gradient is
-    then a Fortran-ordered array, which NumPy updates like any other."""
+    """`a @ b` with `.T` on a transposed operand (BLAS reads the transpose: no copy), or a narrowing
+    layer's weight gradient short side first (`short_side_first`)."""
     ta, tb = node.attr("ta", False), node.attr("tb", False)
-    rows, cols = node.shape
-    if ta and not tb and isinstance(rows, int) and isinstance(cols, int) and 4 * cols <= rows:
+    if ta and not tb and short_side_first(*node.shape):
         return f"({args[1]}.T @ {args[0]}).T"
     return f"{args[0]}{'.T' if ta else ''} @ {args[1]}{'.T' if tb else ''}"
 
