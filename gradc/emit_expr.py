@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from gradc import ir
 from gradc.emit import (
     Naming,
+    Printer,
     debug_message,
     header,
     plan_names,
@@ -106,7 +107,6 @@ def _forward_kernel(p: ExprProgram, nm: _Names) -> list[str]:
 
 
 def _value(node: Node, names: dict[int, str], vector: bool) -> str:
-    from gradc.emit import Printer  # a value is printed like any operand
     return Printer(Naming(names, set()), vector).text(node)
 
 
