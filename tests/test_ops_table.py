@@ -27,7 +27,7 @@ import sympy as sp
 
 import gradc
 from gradc import autodiff, compiler, interpret, ir
-from gradc.emit import Naming, Printer
+from gradc.emit import Naming, Printer, vectorises
 from gradc.errors import UnsupportedError
 from gradc.frontend.mlp import compile_activation
 from gradc.ops import OPS, Op, broadcast
@@ -534,5 +534,5 @@ def test_an_ops_vectorises_flag_is_what_llvm_does_with_its_loop(name):
     record = OPS[name]
     llvm_ir, node = _loop_ir(record)
     packed = "<4 x double>" in llvm_ir or "<8 x double>" in llvm_ir
-    flag = record.vectorises(node) if callable(record.vectorises) else record.vectorises
+    flag = vectorises([node])   # the emitter's answer for a loop of this one op
     assert packed is flag, f"{name}: vectorises={flag}, packed loop={packed}"
