@@ -135,8 +135,27 @@ def _function(name: str, doc: str, params: list[str], outputs: list[Node], backw
             *("    " + line for line in body), f"    return {', '.join(values)}"]
 
 
+def _wrapped(opening: str, items: list[str], closing: str, width: int = 110) -> str:
+    """`opening` + items joined by ", " + `closing`, broken between items into lines of at most `width`,
+    continued under the first item."""
+    lines, line = [], opening
+    for k, item in enumerate(items):
+        piece = item + (", " if k < len(items) - 1 else closing)
+        if len(line) + len(piece.rstrip()) > width and line.strip() != opening.strip():
+            lines.append(line.rstrip())
+            line = " " * len(opening)
+        line += piece
+    return "\n".join([*lines, line])
+
+
 def _wrappers(p: MLPProgram) -> str:
     labels_ok = p.spec.loss in ("softmax_cross_entropy", "hinge")
+    # gradients unpacked by name into a dict display: 0.5 µs faster than dict(zip(...)) over a list,
+    # which a 2-16-1 step (12 µs) feels
+    names = ["value", *(f"d_{k}" for k in p.params)]
+    unpack = f"    {', '.join(names)} = out"
+    unpack = unpack if len(unpack) <= 110 else _wrapped("    (", names, ") = out")
+    grads = _wrapped("    return float(value), {", [f"{k!r}: d_{k}" for k in p.params], "}")
     return f'''PARAM_SHAPES = {{{", ".join(f"{k!r}: {tuple(n.shape)!r}" for k, n in p.params.items())}}}
 PARAM_INITS = {p.inits!r}
 INPUT, OUTPUT = {p.spec.input}, {p.spec.layers[-1].units}
@@ -161,8 +180,9 @@ def loss(params, X, Y):
 
 def loss_and_grad(params, X, Y):
     """(loss, gradients keyed and shaped like params) of a batch."""
-    value, *grads = _run(_loss_and_grad, params, (X, Y), PARAM_SHAPES, INPUT, OUTPUT, DTYPE, LABELS_OK)
-    return float(value), dict(zip(PARAM_SHAPES, grads))
+    out = _run(_loss_and_grad, params, (X, Y), PARAM_SHAPES, INPUT, OUTPUT, DTYPE, LABELS_OK)
+{unpack}
+{grads}
 
 
 def sgd_step(params, X, Y, lr):

@@ -7,6 +7,7 @@ for this file alone: a written module carries runtime_math's text in front of th
 from gradc.runtime_math import _exp  # noqa: I001 (above the marker: not copied)
 
 # --- RUNTIME ---
+import operator
 import threading
 
 import numba as nb
@@ -218,8 +219,15 @@ def _params(params, shapes, dtype):
     return [_array(params[k], f"param {k}", dtype, shapes[k]) for k in shapes]
 
 
-_COMPILED = set()   # kernels whose one signature is compiled and that compile no other (see _run)
+_COMPILED = {}   # kernel -> its params getter, once its one signature is compiled and no other can be (see _run)
 _FIRST_CALL = threading.Lock()
+
+
+def _in_order(shapes):
+    """A getter of a params dict's arrays in `shapes` order, as a tuple (operator.itemgetter runs in C;
+    with one key it returns the bare value, so that case is wrapped)."""
+    take = operator.itemgetter(*shapes)
+    return take if len(shapes) > 1 else lambda params: (take(params),)
 
 
 def _run(kernel, params, data, shapes, n_in, n_out, dtype, labels_ok):
@@ -231,18 +239,19 @@ def _run(kernel, params, data, shapes, n_in, n_out, dtype, labels_ok):
     well under a microsecond, where checking six arrays in Python costs two. Any other call goes the
     validating way: what can be converted is (lists, other dtypes, integer labels, strided views), what
     cannot is named in a ValueError, and the kernel is called with arrays of its one signature."""
-    if kernel in _COMPILED and type(params) is dict and len(params) == len(shapes):
+    take = _COMPILED.get(kernel)
+    if take is not None and type(params) is dict and len(params) == len(shapes):
         try:
-            return kernel(*data, *map(params.__getitem__, shapes))
+            return kernel(*(data + take(params)))
         except (TypeError, KeyError, ValueError):
             pass   # said precisely, or converted, below
     args = (*_batch(data, n_in, n_out, dtype, labels_ok), *_params(params, shapes, dtype))
-    if kernel in _COMPILED:
+    if take is not None:
         return kernel(*args)
     with _FIRST_CALL:   # compile (or load) the one signature; another thread's first call waits for it
         out = kernel(*args)
         kernel.disable_compile()
-        _COMPILED.add(kernel)
+        _COMPILED[kernel] = _in_order(shapes)
     return out
 
 

@@ -266,6 +266,31 @@ def test_narrowing_layers_compute_weight_gradients_short_side_first(debug, l2):
         assert params[name].flags.c_contiguous and functional[name].flags.c_contiguous, name
 
 
+@pytest.mark.parametrize("layers", [
+    [{"units": 3, "activation": "tanh"}, {"units": 2, "activation": "identity"}],
+    [{"units": 2, "activation": "identity", "bias": False}],   # one parameter: its getter is wrapped
+], ids=["four_params", "one_param"])
+def test_ready_arrays_go_straight_to_the_kernel(layers, monkeypatch):
+    # after the first call a dict of ready arrays skips validation; the gradients come back by name
+    spec = {"name": "straight", "input": 4, "layers": layers, "loss": "mse"}
+    module = gradc.compile_mlp(spec)
+    rng = np.random.default_rng(5)
+    X, Y = rng.normal(size=(6, 4)), rng.normal(size=(6, 2))
+    params = {k: v + 0.1 * rng.normal(size=v.shape) for k, v in module.init_params(1).items()}
+    want_value, want_grads = reference.loss_and_grad(load_spec(spec), params, X, Y)
+    module.loss_and_grad(params, X, Y)   # compiles the one signature
+
+    def validating(*args):
+        raise AssertionError("a ready call took the validating path")
+    monkeypatch.setattr(module.module, "_batch", validating)
+    monkeypatch.setattr(module.module, "_params", validating)
+    value, grads = module.loss_and_grad(params, X, Y)
+    assert value == pytest.approx(want_value, rel=1e-12)
+    assert list(grads) == list(params)
+    for name in params:
+        np.testing.assert_allclose(grads[name], want_grads[name], rtol=1e-12, atol=1e-15)
+
+
 def test_sgd_decreases_the_loss_on_a_small_problem():
     case = by_activation("elu")   # softmax CE, l2
     module = compiled(case)
