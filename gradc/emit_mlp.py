@@ -88,6 +88,19 @@ class _TypedPrinter(Printer):
         return super().expr(node)
 
 
+def _wrapped(opening: str, items: list[str], closing: str, sep: str = ", ", width: int = 110) -> str:
+    """`opening` + items joined by `sep` + `closing`, broken between items into lines of at most `width`,
+    continued under the first item."""
+    lines, line = [], opening
+    for k, item in enumerate(items):
+        piece = item + (sep if k < len(items) - 1 else closing)
+        if len(line) + len(piece.rstrip()) > width and line != opening:
+            lines.append(line.rstrip())
+            line = " " * len(opening)
+        line += piece
+    return "\n".join([*lines, line])
+
+
 def _shape_guard(params: list[str], p: MLPProgram) -> list[str]:
     """The kernel's first statement: a ValueError unless every array has its shape (the dispatcher has
     checked dtypes, ranks and layouts; the public functions catch this and say which array is wrong)."""
@@ -95,14 +108,8 @@ def _shape_guard(params: list[str], p: MLPProgram) -> list[str]:
     if "Y" in params:   # a loss is a mean over the batch: N >= 1
         tests = ["X.shape[0] >= 1", *tests, "Y.shape[0] == X.shape[0]", f"Y.shape[1] == {p.spec.layers[-1].units}"]
     tests += [f"{k}.shape == {tuple(n.shape)!r}" for k, n in p.params.items()]
-    lines, line = [], "    if not ("
-    for k, test in enumerate(tests):
-        piece = test + (" and " if k < len(tests) - 1 else "):")
-        if len(line) + len(piece.rstrip()) > 110:
-            lines.append(line.rstrip())
-            line = "            "
-        line += piece
-    return [*lines, line, '        raise ValueError("an array\'s shape does not fit the network")']
+    return [*_wrapped("    if not (", tests, "):", " and ").split("\n"),
+            '        raise ValueError("an array\'s shape does not fit the network")']
 
 
 def _function(name: str, doc: str, params: list[str], outputs: list[Node], backward: list[Node],
@@ -133,19 +140,6 @@ def _function(name: str, doc: str, params: list[str], outputs: list[Node], backw
     values = [printer.text(n) for n in [*outputs, *backward]]
     return [_DECORATOR, f"def {name}({', '.join(params)}):", f'    """{doc}"""', *_shape_guard(params, p),
             *("    " + line for line in body), f"    return {', '.join(values)}"]
-
-
-def _wrapped(opening: str, items: list[str], closing: str, width: int = 110) -> str:
-    """`opening` + items joined by ", " + `closing`, broken between items into lines of at most `width`,
-    continued under the first item."""
-    lines, line = [], opening
-    for k, item in enumerate(items):
-        piece = item + (", " if k < len(items) - 1 else closing)
-        if len(line) + len(piece.rstrip()) > width and line.strip() != opening.strip():
-            lines.append(line.rstrip())
-            line = " " * len(opening)
-        line += piece
-    return "\n".join([*lines, line])
 
 
 def _wrappers(p: MLPProgram) -> str:
