@@ -78,14 +78,49 @@ def _check(node: Node, name: str) -> str:
     return f"_check_finite({name}, {debug_message(node, name)})"
 
 
+def _in_place(order: Sequence[Node], naming: Naming, results: Sequence[Node]) -> dict[int, str]:
+    """Nodes computed into their first operand's buffer, and the helper that does it: a bias added to
+    the fresh product it follows (`_add_bias(X @ W1, b1)`), and an activation's adjoint times its
+    derivative written over that adjoint (`_times_into(d_h1, dh1)`) when nothing else reads the
+    adjoint. Why: a step's other fresh buffers are cold in cache, and filling one costs a pass of
+    memory traffic (a 128x256 multiply: 35 µs in a step, 10 µs when its buffer is hot). Whole steps,
+    interleaved A/B: relu784 0.974, tanh1024 0.972, seed002 0.971, tiny2 0.943, seed000 1.00."""
+    readers: dict[int, int] = {}
+    for x in [*(x for node in order for x in node.inputs), *results]:   # a returned value is read too
+        readers[id(x)] = readers.get(id(x), 0) + 1
+    chosen = {}
+    for node in order:
+        if id(node) not in naming.names or id(node) in naming.accumulates or len(node.inputs) != 2:
+            continue
+        first, second = node.inputs
+        if (node.op == "add" and first.op == "matmul" and id(first) not in naming.names
+                and second.op == "input" and len(second.shape) == 1):
+            chosen[id(node)] = "_add_bias"
+        elif (node.op == "mul" and second.op == "act_deriv" and first.op not in ("input", "const")
+              and id(first) in naming.names and readers[id(first)] == 1):
+            chosen[id(node)] = "_times_into"
+    return chosen
+
+
 class _TypedPrinter(Printer):
     """Constants as `np.float32(c)` in float32 programs: Numba types `0.01 * W` as float64, which
-    would turn float32 gradients into float64 ones (and break BLAS products that mix the two)."""
+    would turn float32 gradients into float64 ones (and break BLAS products that mix the two).
+    Nodes in `in_place` are printed as their helper's call (see `_in_place`)."""
+
+    def __init__(self, naming: Naming, in_place: dict[int, str]):
+        super().__init__(naming)
+        self.in_place = in_place
 
     def expr(self, node: Node) -> tuple[str, int]:
         if node.is_const and node.dtype == "float32" and id(node) not in self.naming.names:
             return f"np.float32({literal(node.value)})", 100
         return super().expr(node)
+
+    def definition(self, node: Node) -> tuple[str, int]:
+        helper = self.in_place.get(id(node))
+        if helper is None:
+            return super().definition(node)
+        return f"{helper}({self.text(node.inputs[0])}, {self.text(node.inputs[1])})", 100
 
 
 def _wrapped(opening: str, items: list[str], closing: str, sep: str = ", ", width: int = 110) -> str:
@@ -112,17 +147,23 @@ def _shape_guard(params: list[str], p: MLPProgram) -> list[str]:
             '        raise ValueError("an array\'s shape does not fit the network")']
 
 
-def _function(name: str, doc: str, params: list[str], outputs: list[Node], backward: list[Node],
-              p: MLPProgram, debug: bool) -> list[str]:
+def _plan(outputs: list[Node], backward: list[Node], p: MLPProgram) -> tuple[list[Node], Naming]:
+    """The statements' order (backward from the last layer) and the names of the values they compute."""
     inputs = {id(p.X): "X", id(p.Y): "Y", **{id(n): k for k, n in p.params.items()}}
     namer = Namer({"X", "Y", *p.params, *(a.helper for a in p.activations)})
     naming = plan_names(outputs, backward, namer, inputs, {}, stage_all=False)
-    order = ir.topological_order([*outputs, *reversed(backward)])   # backward from the last layer
+    order = ir.topological_order([*outputs, *reversed(backward)])
     for node in order:   # an activation's derivative is computed with it, so it needs a name
         if node.op == "act_deriv" and id(node) not in naming.names:
             naming.names[id(node)] = namer.fresh(f"d{naming.names[id(node.inputs[0])].replace('z', 'h', 1)}")
+    return order, naming
+
+
+def _function(name: str, doc: str, params: list[str], outputs: list[Node], backward: list[Node],
+              p: MLPProgram, debug: bool) -> list[str]:
+    order, naming = _plan(outputs, backward, p)
     fused, covered = _fuse_activations(order, naming)
-    printer = _TypedPrinter(naming)
+    printer = _TypedPrinter(naming, _in_place(order, naming, [*outputs, *backward]))
     body = []
     forward_ids = {id(n) for n in ir.topological_order(outputs)}
     for node in order:

@@ -27,6 +27,25 @@ def _scaled_diff(a, y, c):
 
 
 @nb.njit(**_JIT)
+def _add_bias(a, row):
+    """`row` added to every row of the 2-D array `a`, in a's buffer (`a` is a fresh product that nothing
+    else holds); returns a."""
+    for r in range(a.shape[0]):
+        for k in range(a.shape[1]):
+            a[r, k] += row[k]
+    return a
+
+
+@nb.njit(**_JIT)
+def _times_into(a, b):
+    """a *= b elementwise, in place, for arrays of one shape (`a` an adjoint nothing else reads); returns a."""
+    for r in range(a.shape[0]):
+        for k in range(a.shape[1]):
+            a[r, k] *= b[r, k]
+    return a
+
+
+@nb.njit(**_JIT)
 def _column_sums(a):
     """np.sum(a, axis=0) for a 2-D array, summed in float64 and rounded once to a's dtype. Written out
     because Numba's np.sum with an axis takes 1.8 s to compile and runs 2-3x slower than this loop."""

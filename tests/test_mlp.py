@@ -90,7 +90,10 @@ def assert_close(actual, expected, rtol: float = 1e-9, what: str = "") -> None:
 
 
 def assert_matches_reference(module, spec, params, X, Y, rtol: float = 1e-9) -> None:
+    before = {"X": np.array(X, copy=True), "Y": np.array(Y, copy=True), **{k: v.copy() for k, v in params.items()}}
     value, grads = module.loss_and_grad(params, X, Y)
+    for name, array in {"X": X, "Y": Y, **params}.items():   # kernels write into their own buffers only
+        np.testing.assert_array_equal(array, before[name], err_msg=f"{name} was modified")
     ref_value, ref_grads = reference.loss_and_grad(spec, params, X, Y)
     assert isinstance(value, float)
     assert_close(value, ref_value, rtol, "loss")
@@ -291,6 +294,20 @@ def test_ready_arrays_go_straight_to_the_kernel(layers, monkeypatch):
         np.testing.assert_allclose(grads[name], want_grads[name], rtol=1e-12, atol=1e-15)
 
 
+def test_an_adjoint_is_overwritten_only_when_nothing_else_reads_it():
+    from gradc.compiler import lower_mlp
+    from gradc.emit_mlp import _in_place, _plan
+    p = lower_mlp(load_spec(by_activation("tanh").spec()))
+    order, naming = _plan([p.loss], p.grads, p)
+    names = {id(n): naming.names.get(id(n)) for n in order}
+    chosen = {names[k]: helper for k, helper in _in_place(order, naming, [p.loss, *p.grads]).items()}
+    assert chosen == {"z1": "_add_bias", "z2": "_add_bias", "z3": "_add_bias",
+                      "d_z1": "_times_into", "d_z2": "_times_into", "d_z3": "_times_into"}, chosen
+    d_h1 = next(n for n in order if names[id(n)] == "d_h1")
+    again = _in_place(order, naming, [p.loss, *p.grads, d_h1])   # d_h1 returned too: a second reader
+    assert "d_z1" not in {names[k] for k in again} and "d_z2" in {names[k] for k in again}
+
+
 def test_sgd_decreases_the_loss_on_a_small_problem():
     case = by_activation("elu")   # softmax CE, l2
     module = compiled(case)
@@ -386,8 +403,9 @@ def test_source_is_staged_per_layer(activation):
     helper = f"_act_{activation}_both"
     prev = "X"
     for i in (1, 2, 3):
-        bias = "" if i - 1 in case.no_bias else f" + b{i}"
-        assert re.search(rf"^\s+z{i} = {prev} @ W{i}{re.escape(bias)}  #", body, re.M), (i, body)
+        # the bias is added into the fresh product's buffer
+        product = f"{prev} @ W{i}" if i - 1 in case.no_bias else f"_add_bias({prev} @ W{i}, b{i})"
+        assert re.search(rf"^\s+z{i} = {re.escape(product)}  #", body, re.M), (i, body)
         if i < 3 or activation == "tanh":
             assert re.search(rf"^\s+h{i}, dh{i} = _act_\w+_both\(z{i}\)", body, re.M), (i, body)
         assert re.search(rf"^\s+d_W{i} \+?= {prev}\.T @ d_z{i}", body, re.M), (i, body)
@@ -396,7 +414,7 @@ def test_source_is_staged_per_layer(activation):
         else:
             assert f"d_b{i}" not in body
         prev = f"h{i}"
-    assert re.search(r"^\s+d_z1 = d_h1 \* dh1", body, re.M), body
+    assert re.search(r"^\s+d_z1 = _times_into\(d_h1, dh1\)", body, re.M), body   # d_h1 has no other reader
     assert f"def {helper}(z):" in src
     assert "# backward" in body
 
