@@ -94,11 +94,11 @@ def _in_place(order: Sequence[Node], naming: Naming, results: Sequence[Node]) ->
         if id(node) not in naming.names or id(node) in naming.accumulates or len(node.inputs) != 2:
             continue
         first, second = node.inputs
-        if (node.op == "add" and first.op == "matmul" and id(first) not in naming.names
-                and second.op == "input" and len(second.shape) == 1):
+        if first.op in ("input", "const") or readers[id(first)] != 1:   # not a fresh array read only here
+            continue
+        if node.op == "add" and first.op == "matmul" and second.op == "input" and len(second.shape) == 1:
             chosen[id(node)] = "_add_bias"
-        elif (node.op == "mul" and second.op == "act_deriv" and first.op not in ("input", "const")
-              and id(first) in naming.names and readers[id(first)] == 1):
+        elif node.op == "mul" and second.op == "act_deriv":
             chosen[id(node)] = "_times_into"
     return chosen
 
