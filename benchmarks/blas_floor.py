@@ -18,23 +18,25 @@ import functools
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.mlp_cases import MLP_CASES  # noqa: E402
-from benchmarks.peers import make_batch  # noqa: E402
-from benchmarks.timing import time_interleaved  # noqa: E402
-from gradc import reference  # noqa: E402
+from benchmarks.peers import build_mlp_contestant, make_batch  # noqa: E402
+from benchmarks.timing import Skip, import_peer, time_interleaved  # noqa: E402
 from gradc.frontend.spec import load_spec  # noqa: E402
 from gradc.ops import short_side_first  # noqa: E402
 
 
-def products(sizes: list[int], batch: int, rng: np.random.Generator) -> Callable[[], None]:
-    """One step's matrix products for layer widths `sizes` and `batch` rows, on random data."""
-    H = [rng.standard_normal((batch, n)) for n in sizes]
-    W = [rng.standard_normal((a, b)) for a, b in zip(sizes, sizes[1:])]
+def products(sizes: list[int], batch: int, rng: np.random.Generator,
+             array: Callable[[np.ndarray], Any] = np.asarray) -> Callable[[], None]:
+    """One step's matrix products for layer widths `sizes` and `batch` rows, on random data made into
+    `array`s (NumPy's by default: NumPy's OpenBLAS; `torch.from_numpy`: torch's BLAS)."""
+    H = [array(rng.standard_normal((batch, n))) for n in sizes]
+    W = [array(rng.standard_normal((a, b))) for a, b in zip(sizes, sizes[1:])]
 
     def step() -> None:
         for i, w in enumerate(W):
@@ -78,39 +80,11 @@ def numba_products(sizes: list[int], batch: int, rng: np.random.Generator) -> Ca
     return lambda: step(H, W, flags)
 
 
-def torch_products(sizes: list[int], batch: int, rng: np.random.Generator) -> Callable[[], None] | None:
-    """`products` through torch (its own BLAS, MKL in the CPU wheels): torch's floor. None without torch."""
+def _step(name: str, spec: Any, params: dict, X: np.ndarray, Y: np.ndarray) -> Callable[[], object] | None:
+    """The benchmark's own contestant `name` on this batch; None where it cannot run (torch missing)."""
     try:
-        import torch
-    except ImportError:
-        return None
-    H = [torch.from_numpy(rng.standard_normal((batch, n))) for n in sizes]
-    W = [torch.from_numpy(rng.standard_normal((a, b))) for a, b in zip(sizes, sizes[1:])]
-
-    def step() -> None:
-        with torch.no_grad():
-            for i, w in enumerate(W):
-                H[i] @ w
-            for i, w in enumerate(W):
-                H[i].T @ H[i + 1]
-                if i:
-                    H[i + 1] @ w.T
-    return step
-
-
-def _gradc_step(spec: dict, batch: int) -> Callable[[], object]:
-    import gradc
-    params, X, Y = make_batch(load_spec(spec), batch, seed=0)
-    module = gradc.compile_mlp(spec)
-    return lambda: module.loss_and_grad(params, X, Y)
-
-
-def _torch_step(spec: dict, batch: int) -> Callable[[], object] | None:
-    try:
-        from benchmarks.peers import build_mlp_contestant
-        params, X, Y = make_batch(load_spec(spec), batch, seed=0)
-        return build_mlp_contestant("torch", load_spec(spec), params, X, Y).run
-    except Exception:   # torch not installed (or failed): the column says so
+        return build_mlp_contestant(name, spec, params, X, Y).run
+    except Skip:
         return None
 
 
@@ -124,12 +98,14 @@ def main(argv: list[str] | None = None) -> int:
         sizes = [spec["input"], *(layer["units"] for layer in spec["layers"])]
         s = load_spec(spec)
         params, X, Y = make_batch(s, batch, seed=0)
+        torch = _step("torch", s, params, X, Y)
         fns = {"numpy": products(sizes, batch, np.random.default_rng(0)),
-               "hand": functools.partial(reference.loss_and_grad, s, params, X, Y),
+               "hand": _step("hand_numpy", s, params, X, Y),
                "gradc_products": numba_products(sizes, batch, np.random.default_rng(0)),
-               "gradc": _gradc_step(spec, batch),
-               "torch_products": torch_products(sizes, batch, np.random.default_rng(0)),
-               "torch": _torch_step(spec, batch)}
+               "gradc": _step("gradc", s, params, X, Y),
+               "torch_products": torch and products(sizes, batch, np.random.default_rng(0),
+                                                    import_peer("torch").from_numpy),
+               "torch": torch}
         # interleaved blocks, each after a pause: the columns of a row share the machine's state
         ms = {k: t.median_ms for k, t in time_interleaved({k: f for k, f in fns.items() if f},
                                                           repeat=ns.repeat, passes=5, gap_s=0.3).items()}
