@@ -191,7 +191,8 @@ def _wrappers(p: MLPProgram) -> str:
     names = ["value", *(f"d_{k}" for k in p.params)]
     unpack = f"    {', '.join(names)} = out"
     unpack = unpack if len(unpack) <= 110 else _wrapped("    (", names, ") = out")
-    grads = _wrapped("    return float(value), {", [f"{k!r}: d_{k}" for k in p.params], "}")
+    # Numba returns the loss as a Python float already (a float32 one too): no float() on the hot path
+    grads = _wrapped("    return value, {", [f"{k!r}: d_{k}" for k in p.params], "}")
     return f'''PARAM_SHAPES = {{{", ".join(f"{k!r}: {tuple(n.shape)!r}" for k, n in p.params.items())}}}
 PARAM_INITS = {p.inits!r}
 INPUT, OUTPUT = {p.spec.input}, {p.spec.layers[-1].units}
@@ -211,7 +212,7 @@ def forward(params, X):
 
 def loss(params, X, Y):
     """The loss (a float) of a batch."""
-    return float(_run(_loss, params, (X, Y), PARAM_SHAPES, INPUT, OUTPUT, DTYPE, LABELS_OK))
+    return _run(_loss, params, (X, Y), PARAM_SHAPES, INPUT, OUTPUT, DTYPE, LABELS_OK)
 
 
 def loss_and_grad(params, X, Y):

@@ -197,7 +197,7 @@ def test_float32_spec_gives_float32_close_to_float64_reference():
     params = make_params(module, case)
     assert all(p.dtype == np.float32 for p in params.values())
     value, grads = module.loss_and_grad(params, X, Y)
-    assert isinstance(value, float)
+    assert isinstance(value, float) and isinstance(module.loss(params, X, Y), float)
     assert all(g.dtype == np.float32 for g in grads.values()), {k: g.dtype for k, g in grads.items()}
     out = module.forward(params, X)
     assert out.dtype == np.float32
