@@ -80,7 +80,7 @@ def _check(node: Node, name: str) -> str:
 
 def _in_place(order: Sequence[Node], naming: Naming, results: Sequence[Node]) -> dict[int, str]:
     """Nodes computed into their first operand's buffer, and the helper that does it: a bias added to
-    the fresh product it follows (`_add_bias(X @ W1, b1)`), and an activation's adjoint times its
+    the fresh product it follows (`_add_bias(_matmul(X, W1), b1)`), and an activation's adjoint times its
     derivative written over that adjoint (`_times_into(d_h1, dh1)`) when nothing else reads the
     adjoint. Why: a step's other fresh buffers are cold in cache, and filling one costs a pass of
     memory traffic (a 128x256 multiply: 10 µs in a tight loop that reuses its hot output block, 35 µs
@@ -253,7 +253,7 @@ def emit_mlp_module(p: MLPProgram, source_hash: str, regenerate: str, debug: boo
         _wrappers(p),
     ]
     code = "\n".join(parts)
-    support = [runtime_source("runtime_math"), runtime_source("runtime_mlp"), "\n".join(helpers),
-               runtime_source("runtime_heap")]
+    support = [runtime_source("runtime_math"), runtime_source("runtime_mlp"), runtime_source("runtime_blas"),
+               "\n".join(helpers), runtime_source("runtime_heap")]
     runtime = used_runtime(support, code).rstrip("\n")   # only what `code` calls
     return "\n".join([header(f"MLP {p.spec.name}", source_hash, regenerate, described), runtime, "", "", code])

@@ -89,6 +89,12 @@ class MLPModule(CompiledModule):
             fan_in = layer.units
         return shapes
 
+    @property
+    def blas(self) -> str:
+        """The BLAS the products call: "MKL" when the `mkl` package is installed, else "OpenBLAS"
+        (SciPy's), or as GRADC_BLAS demands (gradc/runtime_blas.py)."""
+        return self.module._BLAS["name"]
+
     def init_params(self, seed: int = 0) -> dict[str, np.ndarray]:
         """Fresh parameters (weights by each layer's init rule, zero biases)."""
         return self.module.init_params(seed)

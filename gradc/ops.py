@@ -300,7 +300,7 @@ def _eval_matmul(a, b, ta=False, tb=False):
 
 def short_side_first(rows: int | str, cols: int | str) -> bool:
     """Whether a weight gradient `a.T @ g` of shape (fan_in, fan_out) = (rows, cols) is printed
-    `(g.T @ a).T`: when fan_out <= fan_in / 4, OpenBLAS runs the product with the short side first at
+    `_matmul(g.T, a).T`: when fan_out <= fan_in / 4, OpenBLAS runs the product with the short side first at
     0.62-1.00 of the time (0.87 at 64x1000x100, 0.63 at 10x784x30), where with fan_out >= fan_in / 3
     that is 0.94-1.18 (benchmarks/README). The gradient is then a Fortran-ordered array, which NumPy
     updates like any other."""
@@ -308,12 +308,13 @@ def short_side_first(rows: int | str, cols: int | str) -> bool:
 
 
 def _emit_matmul(args: list[str], node: Node) -> str:
-    """`a @ b` with `.T` on a transposed operand (BLAS reads the transpose: no copy), or a narrowing
-    layer's weight gradient short side first (`short_side_first`)."""
+    """`_matmul(a, b)` (runtime_blas: the BLAS chosen at import) with `.T` on a transposed operand
+    (BLAS reads the transpose: no copy), or a narrowing layer's weight gradient short side first
+    (`short_side_first`)."""
     ta, tb = node.attr("ta", False), node.attr("tb", False)
     if ta and not tb and short_side_first(*node.shape):
-        return f"({args[1]}.T @ {args[0]}).T"
-    return f"{args[0]}{'.T' if ta else ''} @ {args[1]}{'.T' if tb else ''}"
+        return f"_matmul({args[1]}.T, {args[0]}).T"
+    return f"_matmul({args[0]}{'.T' if ta else ''}, {args[1]}{'.T' if tb else ''})"
 
 
 def _vjp_matmul(g, out, a, b, ta=False, tb=False):
@@ -360,7 +361,7 @@ def _loss(name: str, value, grad) -> list[Op]:
 
 
 _RECORDS += [
-    Op("matmul", _eval_matmul, _vjp_matmul, _emit_matmul, 2, domain=((-1, 1),) * 2, prec=_MUL_PREC,
+    Op("matmul", _eval_matmul, _vjp_matmul, _emit_matmul, 2, domain=((-1, 1),) * 2,
        hint="mm", shape=_matmul_shape, foldable=False),
     Op("sum", lambda a, axes, keep_shape: np.sum(a, axis=axes).reshape(keep_shape), None, _emit_sum, 1,
        hint="sum", shape=lambda a, axes, keep_shape: keep_shape, foldable=False),
