@@ -1,8 +1,9 @@
 """The BLAS floor of each MLP case: the matrix products alone of one training step.
 
 Forward `H_{i-1} @ W_i`, backward `H_{i-1}.T @ dZ_i` and `dZ_i @ W_i.T`, timed twice: through NumPy's
-`@` (its own OpenBLAS: the hand-written NumPy step's floor) and from Numba with the orientations gradc
-prints (SciPy's OpenBLAS, weight gradients of narrowing layers short side first: gradc's floor).
+`@` (its own OpenBLAS: the hand-written NumPy step's floor) and from Numba through gradc's `_matmul` in
+the orientations gradc prints (the BLAS a generated module binds, MKL or SciPy's OpenBLAS: see
+gradc/runtime_blas.py; weight gradients of narrowing layers short side first: gradc's floor).
 Nothing a step does around its products can make it take less than they do, so these floors, next to
 issue 4's target, say how close a target is to possible on this machine. Where torch is installed, the
 same products through torch (its own BLAS) and torch's full step are timed in the same run: when gradc's
@@ -50,22 +51,24 @@ def products(sizes: list[int], batch: int, rng: np.random.Generator,
 
 @functools.cache
 def _numba_products() -> Callable[..., float]:
-    """One step's products in a Numba function, in the orientations gradc prints (`short_side_first[i]`
-    for layer i's weight gradient, as `gradc.ops.short_side_first` decides)."""
+    """One step's products in a Numba function, through gradc's `_matmul` in the orientations gradc
+    prints (`short_side_first[i]` for layer i's weight gradient, as `gradc.ops.short_side_first` decides)."""
     import numba as nb
+
+    from gradc.runtime_blas import _matmul
 
     @nb.njit
     def step(H, W, short_side_first):   # H, W: typed lists of C-ordered arrays
         total = 0.0
         for i in range(len(W)):
-            total += (H[i] @ W[i])[0, 0]
+            total += _matmul(H[i], W[i])[0, 0]
         for i in range(len(W)):
             if short_side_first[i]:
-                total += (H[i + 1].T @ H[i]).T[0, 0]
+                total += _matmul(H[i + 1].T, H[i]).T[0, 0]
             else:
-                total += (H[i].T @ H[i + 1])[0, 0]
+                total += _matmul(H[i].T, H[i + 1])[0, 0]
             if i:
-                total += (H[i + 1] @ W[i].T)[0, 0]
+                total += _matmul(H[i + 1], W[i].T)[0, 0]
         return total
     return step
 
@@ -92,6 +95,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=30)
     ns = parser.parse_args(argv)
+    from gradc.runtime_blas import _BLAS
+    print(f"gradc's products call {_BLAS['name']} ({_BLAS['path']}); NumPy's, its own OpenBLAS")
     print(f"{'case':10} {'NumPy products':>15} {'hand NumPy ms':>14} {'gradc products':>15} {'gradc step':>11} "
           f"{'floor ratio':>12} {'target':>8} {'torch products':>15} {'torch step ms':>14}")
     for name, (spec, batch, target) in MLP_CASES.items():

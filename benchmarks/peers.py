@@ -194,7 +194,7 @@ def build_mlp_contestant(name: str, spec: Any, params: dict[str, np.ndarray], X:
 
         module = gradc.compile_mlp(spec)
         return Contestant(name, lambda: module.loss_and_grad(params, X, Y), lambda out: out,
-                          {"op_counts": dict(module.op_counts)})
+                          {"op_counts": dict(module.op_counts), "blas": module.blas})
     if name == "torch":
         torch = import_peer("torch")
         loss = _loss_fn(spec, _torch_ops(), batch)
@@ -327,7 +327,8 @@ def format_table(cases: list[dict[str, Any]], title: str = "", labels: Mapping[s
         for r in case["contestants"]:
             if r["status"] != "ok":
                 continue
-            who = labels.get(r["name"], r["name"]) + (" *" if r["name"] == case.get("reference") else "")
+            who = labels.get(r["name"], r["name"]) + (f" ({r['blas']})" if "blas" in r else "")
+            who += " *" if r["name"] == case.get("reference") else ""
             ratio = f"{r['ratio']:.2f}" if r.get("ratio") is not None else "-"
             t = r["timing"]
             lines.append(f"  {who:<18} {r['ms']:>12.4g} {ratio:>8} {t['iqr_ms']:>10.3g} {r['error']:>9.1e} "

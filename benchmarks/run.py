@@ -57,7 +57,7 @@ def thread_env(threads: int | None) -> dict[str, str]:
     return {"NUMBA_NUM_THREADS": n, "OMP_NUM_THREADS": n, "OPENBLAS_NUM_THREADS": n, "MKL_NUM_THREADS": n,
             "XLA_FLAGS": f"--xla_cpu_multi_thread_eigen={'true' if threads > 1 else 'false'} "
                          f"intra_op_parallelism_threads={n}"}
-PACKAGES = ("gradc", "numpy", "numba", "llvmlite", "scipy", "sympy", "torch", "jax", "jaxlib", "autograd",
+PACKAGES = ("gradc", "numpy", "numba", "llvmlite", "scipy", "mkl", "sympy", "torch", "jax", "jaxlib", "autograd",
             "pytensor")
 
 
