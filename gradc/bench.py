@@ -18,6 +18,7 @@ import contextlib
 import functools
 import gc
 import os
+import platform
 import statistics
 import sys
 import tempfile
@@ -372,8 +373,18 @@ def bench_mlp(spec: Any, *, batch: int = 64, repeat: int = 20, warmup: int = 3, 
             sys.modules.pop(name, None)
         factories = {"hand NumPy": _numpy, "gradc": functools.partial(_gradc, module), **PEERS}
         rows, notes, baseline = _run(parsed, params, X, Y, factories, bar, repeat, warmup)
+    notes.append(blas_note(module.blas))
     return BenchReport(describe(parsed), batch, repeat, warmup, baseline, rows, dict(module.op_counts),
                        codegen, cold, warm, notes)
+
+
+def blas_note(blas: str, machine: str | None = None) -> str:
+    """Which library gradc's matrix products called, and, where MKL could serve but does not, how to get it
+    (gradc/runtime_blas.py binds MKL when the `mkl` package is installed; it is built for x86-64 only)."""
+    if blas == "MKL" or (machine or platform.machine()) not in ("x86_64", "AMD64"):
+        return f"gradc's matrix products called {blas}"
+    return ("gradc's matrix products called SciPy's OpenBLAS; with the mkl package installed (pip install "
+            "'gradc[mkl]') they call MKL, which took large steps to 0.72-0.84 of their time on a 2-core x86-64")
 
 
 def _gradc(module: Any, spec: Any, params: Grads, X: np.ndarray, Y: np.ndarray) -> Contestant:

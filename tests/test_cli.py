@@ -300,4 +300,11 @@ def test_bench_prints_a_checked_table(capsys, spec_file, monkeypatch, tmp_path):
     assert "skipped: torch is not installed" in rows["torch"]
     assert "WRONG: W1" in rows["broken"]
     assert "cold" in out and "warm" in out and "gradc ops: forward" in out
+    assert f"note: {bench.blas_note(gradc.compile_mlp(spec_file).blas)}" in out
     assert '"baseline": "hand NumPy"' in report_file.read_text()
+
+
+def test_the_bench_note_says_how_to_get_mkl_only_where_it_would_serve():
+    assert bench.blas_note("MKL") == "gradc's matrix products called MKL"
+    assert "pip install 'gradc[mkl]'" in bench.blas_note("OpenBLAS", machine="x86_64")
+    assert bench.blas_note("OpenBLAS", machine="arm64") == "gradc's matrix products called OpenBLAS"
