@@ -86,8 +86,8 @@ def _in_place(order: Sequence[Node], naming: Naming, results: Sequence[Node]) ->
     memory traffic (a 128x256 multiply: 10 µs in a tight loop that reuses its hot output block, 35 µs
     into a fresh block, 55 µs as `d_z1 = d_h1 * dh1` in relu784's step). Whole steps, interleaved A/B:
     relu784 0.974, tanh1024 0.972, seed002 0.971, tiny2 0.943, seed000 1.01."""
-    readers: dict[int, int] = {}
-    for x in [*(x for node in order for x in node.inputs), *results]:   # a returned value is read too
+    readers = ir.use_counts(order)
+    for x in results:   # a returned value is read too
         readers[id(x)] = readers.get(id(x), 0) + 1
     chosen = {}
     for node in order:

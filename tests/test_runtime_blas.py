@@ -108,5 +108,4 @@ def test_mkl_is_found_in_the_prefix_and_computes_the_same_products():
     assert runtime_blas._BLAS["name"] == "MKL" and runtime_blas._BLAS["path"] == _mkl_libraries()[0]
     assert _find_blas({"GRADC_BLAS": "mkl"})["name"] == "MKL"
     assert _find_blas({"GRADC_BLAS": "openblas"})["name"] == "OpenBLAS"
-    test_matmul_matches_numpy_for_every_layout(np.float64)
-    test_matmul_matches_numpy_for_every_layout(np.float32)
+    # the products themselves: test_matmul_matches_numpy_for_every_layout runs on the library bound here
