@@ -194,7 +194,7 @@ def build_mlp_contestant(name: str, spec: Any, params: dict[str, np.ndarray], X:
 
         module = gradc.compile_mlp(spec)
         return Contestant(name, lambda: module.loss_and_grad(params, X, Y), lambda out: out,
-                          {"op_counts": dict(module.op_counts), "blas": module.blas})
+                          {"op_counts": dict(module.op_counts), "blas": module.blas, "threads": module.threads})
     if name == "torch":
         torch = import_peer("torch")
         loss = _loss_fn(spec, _torch_ops(), batch)

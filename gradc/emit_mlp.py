@@ -26,36 +26,57 @@ from gradc.names import Namer, comment
 _DECORATOR = '@nb.njit(cache=True, error_model="numpy", nogil=True)'
 
 
-def _activation_helpers(act: Activation) -> list[str]:
-    """`_act_x(z)` -> h and `_act_x_both(z)` -> (h, h'), each one loop over the flattened array."""
+def _activation_helpers(act: Activation, split: bool) -> list[str]:
+    """`_act_x(z)` -> h and `_act_x_both(z)` -> (h, h'), each one loop over the flattened array. Where
+    the module's loops may `split` across threads, `_act_x_both` calls `_act_x_gate(z_k)` -> (h, h') at
+    each point from a loop over threads or from a plain one (see _split)."""
     z = act.h.graph.input("z")
-    namer = Namer()
-    naming = plan_names([act.h], [act.dh], namer, {id(z): "z_k"}, {})
-    forward = ir.topological_order([act.h])
-    both = ir.topological_order([act.h, act.dh])
-    head = ["    flat = z.reshape(z.size)", "    h = np.empty_like(flat)"]
-    loop = ["    for k in range(flat.shape[0]):", "        z_k = flat[k]"]
+    naming = plan_names([act.h], [act.dh], Namer(), {id(z): "z_k"}, {})
 
-    def body(order: Sequence[Node], outputs: dict[str, Node]) -> list[str]:
+    def body(outputs: Sequence[Node], indent: str) -> tuple[list[str], list[str]]:
+        """The statements computing `outputs` at one point, and the outputs' texts."""
+        order = ir.topological_order(list(outputs))
         vector = vectorises(order)
         printer = Printer(naming, vector)
-        return ["        " + s for s in statements(order, naming, vector=vector)] + [
-            f"        {name}[k] = {printer.text(node)}" for name, node in outputs.items()]
+        return ([indent + s for s in statements(order, naming, vector=vector)],
+                [printer.text(node) for node in outputs])
 
-    return [
+    head = ["    flat = z.reshape(z.size)", "    h = np.empty_like(flat)"]
+    loop = ["    for k in range(flat.shape[0]):", "        z_k = flat[k]"]
+    forward, (h,) = body([act.h], "        ")
+    lines = [
         _DECORATOR,
         f"def {act.helper}(z):",
         '    """The activation, elementwise."""',
         f"    # h = {comment(act.formula)}",
-        *head, *loop, *body(forward, {"h": act.h}),
+        *head, *loop, *forward, f"        h[k] = {h}",
         "    return h.reshape(z.shape)",
         "", "",
-        _DECORATOR,
+    ]
+    both_head = [*head, "    dh = np.empty_like(flat)"]
+    both_return = "    return h.reshape(z.shape), dh.reshape(z.shape)"
+    if not split:
+        both, (h_k, dh_k) = body([act.h, act.dh], "        ")
+        return [*lines, _DECORATOR, f"def {act.helper}_both(z):",
+                '    """(h, dh/dz) in one pass: the derivative reuses the forward values."""',
+                *both_head, *loop, *both, f"        h[k] = {h_k}", f"        dh[k] = {dh_k}", both_return]
+    both, (h_k, dh_k) = body([act.h, act.dh], "    ")
+    gate = f"{act.helper}_gate"
+    at_k = f"h[k], dh[k] = {gate}(flat[k])"
+    return [
+        *lines,
+        '@nb.njit(cache=True, error_model="numpy", forceinline=True)',
+        f"def {gate}(z_k):",
+        '    """(h, dh/dz) at one point: the derivative reuses the forward values."""',
+        *both, f"    return {h_k}, {dh_k}",
+        "", "",
+        '@nb.njit(cache=True, error_model="numpy", nogil=True, parallel=_PARALLEL)',
         f"def {act.helper}_both(z):",
-        '    """(h, dh/dz) in one pass: the derivative reuses the forward values."""',
-        *head, "    dh = np.empty_like(flat)", *loop,
-        *body(both, {"h": act.h, "dh": act.dh}),
-        "    return h.reshape(z.shape), dh.reshape(z.shape)",
+        '    """(h, dh/dz) over the array in one pass; split across threads when it is large (see _split)."""',
+        *both_head,
+        "    if _split(flat.size):", "        for k in nb.prange(flat.shape[0]):", f"            {at_k}",
+        "    else:", "        for k in range(flat.shape[0]):", f"            {at_k}",
+        both_return,
     ]
 
 
@@ -235,6 +256,24 @@ def sgd_step(params, X, Y, lr):
 '''
 
 
+#: units from which a layer's elementwise loops are compiled able to split across threads: it costs
+#: ~1.5 s of compile time, and pays from arrays of ~65,536 elements (a batch of 128 at 512 units)
+_PARALLEL_UNITS = 512
+
+
+def _splits(p: MLPProgram) -> bool:
+    """Whether the module's loops are compiled able to split across threads (Numba's parallel=True)."""
+    return max(layer.units for layer in p.spec.layers) >= _PARALLEL_UNITS
+
+
+def _parallel(p: MLPProgram) -> str:
+    """The `_PARALLEL` line of a module (see `_splits`)."""
+    widest = max(layer.units for layer in p.spec.layers)
+    if _splits(p):
+        return f"_PARALLEL = True   # layers of {widest} units: large loops may split across threads (see _split)\n"
+    return f"_PARALLEL = False   # layers of {widest} units at most: loops run on one thread\n"
+
+
 def emit_mlp_module(p: MLPProgram, source_hash: str, regenerate: str, debug: bool = False) -> str:
     """The standalone module's source text."""
     names = list(p.params)
@@ -243,7 +282,8 @@ def emit_mlp_module(p: MLPProgram, source_hash: str, regenerate: str, debug: boo
               + ("" if layer.bias else ", no bias")
               for i, layer in enumerate(p.spec.layers, 1)]
     described = [f"input {p.spec.input}", *layers, f"loss {p.spec.loss}, l2 {p.spec.l2}, {p.spec.dtype}"]
-    helpers = [line for act in p.activations for line in [*_activation_helpers(act), "", ""]]
+    split = _splits(p)
+    helpers = [line for act in p.activations for line in [*_activation_helpers(act, split), "", ""]]
     parts = [
         "\n".join(_function("_forward", "X -> the last layer's activations.", ["X", *names], [p.output], [], p,
                             debug)), "", "",
@@ -253,7 +293,8 @@ def emit_mlp_module(p: MLPProgram, source_hash: str, regenerate: str, debug: boo
         _wrappers(p),
     ]
     code = "\n".join(parts)
-    support = [runtime_source("runtime_math"), runtime_source("runtime_mlp"), runtime_source("runtime_blas"),
-               "\n".join(helpers), runtime_source("runtime_heap")]
+    support = [runtime_source("runtime_math"), _parallel(p), runtime_source("runtime_blas"),
+               runtime_source("runtime_threads"), runtime_source("runtime_mlp"), "\n".join(helpers),
+               runtime_source("runtime_heap")]
     runtime = used_runtime(support, code).rstrip("\n")   # only what `code` calls
     return "\n".join([header(f"MLP {p.spec.name}", source_hash, regenerate, described), runtime, "", "", code])

@@ -1,10 +1,14 @@
 """Support code for generated MLP modules: fused loss loops and call-time validation.
 
 The text below the RUNTIME marker is copied verbatim into every generated MLP module (which must
-not import gradc): numpy, numba and the standard library only. The import above the marker is
-for this file alone: a written module carries runtime_math's text in front of this one.
+not import gradc): numpy, numba and the standard library only. The lines above the marker are
+for this file alone: a written module carries runtime_math's and runtime_threads's text, and its
+own `_PARALLEL` line, in front of this one.
 """
 from gradc.runtime_math import _exp  # noqa: I001 (above the marker: not copied)
+from gradc.runtime_threads import _split
+
+_PARALLEL = True   # a written module says per network whether its loops may split (emit_mlp._parallel)
 
 # --- RUNTIME ---
 import operator
@@ -26,23 +30,62 @@ def _scaled_diff(a, y, c):
     return out
 
 
-@nb.njit(**_JIT)
+@nb.njit(forceinline=True, **_JIT)
+def _add_to_row(a, r, row):
+    for k in range(a.shape[1]):
+        a[r, k] += row[k]
+
+
+@nb.njit(parallel=_PARALLEL, **_JIT)
 def _add_bias(a, row):
     """`row` added to every row of the 2-D array `a`, in a's buffer (`a` is a fresh product that nothing
-    else holds); returns a."""
-    for r in range(a.shape[0]):
-        for k in range(a.shape[1]):
-            a[r, k] += row[k]
+    else holds); returns a. Rows split across threads when `a` is large (see _split)."""
+    if _split(a.size):
+        for r in nb.prange(a.shape[0]):
+            _add_to_row(a, r, row)
+    else:
+        for r in range(a.shape[0]):
+            _add_to_row(a, r, row)
     return a
 
 
-@nb.njit(**_JIT)
+@nb.njit(forceinline=True, **_JIT)
+def _times_row(a, r, b):
+    for k in range(a.shape[1]):
+        a[r, k] *= b[r, k]
+
+
+@nb.njit(parallel=_PARALLEL, **_JIT)
 def _times_into(a, b):
-    """a *= b elementwise, in place, for arrays of one shape (`a` an adjoint nothing else reads); returns a."""
-    for r in range(a.shape[0]):
-        for k in range(a.shape[1]):
-            a[r, k] *= b[r, k]
+    """a *= b elementwise, in place, for arrays of one shape (`a` an adjoint nothing else reads); returns a.
+    Rows split across threads when `a` is large (see _split)."""
+    if _split(a.size):
+        for r in nb.prange(a.shape[0]):
+            _times_row(a, r, b)
+    else:
+        for r in range(a.shape[0]):
+            _times_row(a, r, b)
     return a
+
+
+@nb.njit(forceinline=True, **_JIT)
+def _sum_columns(a, total, start, stop):
+    """total[start:stop] += the column sums of a[:, start:stop], row after row."""
+    for r in range(a.shape[0]):
+        for k in range(start, stop):
+            total[k] += a[r, k]
+
+
+@nb.njit(parallel=_PARALLEL, **_JIT)
+def _sum_columns_into(a, total):
+    """total += the column sums of a; blocks of 64 columns split across threads when `a` is large (see
+    _split), each column summed in the same order either way. Nothing else is in this function:
+    Numba's parallel=True would run its other array operations (np.zeros, astype) on threads."""
+    if _split(a.size):
+        for block in nb.prange((a.shape[1] + 63) // 64):
+            _sum_columns(a, total, 64 * block, min(64 * block + 64, a.shape[1]))
+    else:
+        _sum_columns(a, total, 0, a.shape[1])
 
 
 @nb.njit(**_JIT)
@@ -50,9 +93,7 @@ def _column_sums(a):
     """np.sum(a, axis=0) for a 2-D array, summed in float64 and rounded once to a's dtype. Written out
     because Numba's np.sum with an axis takes 1.8 s to compile and runs 2-3x slower than this loop."""
     total = np.zeros(a.shape[1], dtype=np.float64)
-    for r in range(a.shape[0]):
-        for k in range(a.shape[1]):
-            total[k] += a[r, k]
+    _sum_columns_into(a, total)
     return total.astype(a.dtype)
 
 
