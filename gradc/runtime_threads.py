@@ -9,9 +9,9 @@ next. Loops on a second pool of threads (Numba's) then fight them for the cores:
 b512 tanh step with its elementwise loops on Numba's OpenMP threads next to OpenBLAS's took 98 ms
 instead of 43. So the loops split across threads only where they and the products share one pool:
 MKL's OpenMP runtime (libiomp5, which also serves the GNU OpenMP calls Numba's OpenMP layer makes),
-made global here. There, the same step's elementwise work took half its time (tanh and its derivative
-over 512x1024: 0.61 ms against 1.27 serial), and results are bit-identical: each element, and each
-column sum, is computed in the same order.
+made global here. There, the same step's elementwise loops took about half their time (tanh and its
+derivative over 512x1024: 0.56 ms against 0.96 on one thread), and results are bit-identical: each
+element, and each column sum, is computed in the same order.
 
 `GRADC_THREADS=N` insists on N threads for the loops (1: never split).
 """
@@ -55,17 +55,16 @@ def _library_of(symbol):
 
 def _numba_uses_openmp():
     """Whether Numba's parallel loops run (or will run) on its OpenMP layer: chosen already, named by
-    NUMBA_THREADING_LAYER, or the default's first choice where TBB is not importable."""
+    NUMBA_THREADING_LAYER, or where "default" and "threadsafe" try it, after TBB when that is not
+    importable ("forksafe" never takes GNU's OpenMP on Linux, "safe" is TBB only)."""
     from numba.np.ufunc import parallel
 
     if parallel._is_initialized:
         return nb.threading_layer() == "omp"
     layer = nb.config.THREADING_LAYER
-    if layer in ("omp", "threadsafe", "forksafe"):
-        return True
-    if layer != "default":
-        return False
-    try:
+    if layer in ("omp", "workqueue", "tbb", "forksafe", "safe"):
+        return layer == "omp"
+    try:   # "default" or "threadsafe": TBB first
         importlib.import_module("numba.np.ufunc.tbbpool")
     except ImportError:
         return True

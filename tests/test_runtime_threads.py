@@ -18,7 +18,7 @@ from gradc.emit_mlp import _PARALLEL_UNITS, _parallel
 from gradc.frontend.mlp import lower_mlp
 from gradc.frontend.spec import load_spec
 from gradc.runtime_blas import _mkl_libraries
-from gradc.runtime_threads import _SPLIT_MIN, _loop_threads
+from gradc.runtime_threads import _SPLIT_MIN, _loop_threads, _numba_uses_openmp
 
 OPENBLAS = {"name": "OpenBLAS", "path": "scipy.linalg.cython_blas"}
 
@@ -95,3 +95,14 @@ def test_a_split_step_computes_the_same_bits_as_one_thread(tmp_path):
     # expressions) would run on threads even on the one-thread branch
     patterns = [line for line in stats.splitlines() if "is produced from pattern" in line]
     assert patterns and all("'prange', 'user'" in line for line in patterns), patterns
+
+
+@pytest.mark.parametrize("layer, openmp", [("omp", True), ("workqueue", False), ("tbb", False),
+                                           ("forksafe", False), ("safe", False)])
+def test_only_numbas_openmp_layer_can_share_mkls_threads(monkeypatch, layer, openmp):
+    # before Numba picks a layer (this process may have picked one already: pretend it has not)
+    from numba.np.ufunc import parallel
+
+    monkeypatch.setattr(parallel, "_is_initialized", False)
+    monkeypatch.setattr(nb.config, "THREADING_LAYER", layer)
+    assert _numba_uses_openmp() is openmp
