@@ -57,8 +57,15 @@ def thread_env(threads: int | None) -> dict[str, str]:
     return {"NUMBA_NUM_THREADS": n, "OMP_NUM_THREADS": n, "OPENBLAS_NUM_THREADS": n, "MKL_NUM_THREADS": n,
             "XLA_FLAGS": f"--xla_cpu_multi_thread_eigen={'true' if threads > 1 else 'false'} "
                          f"intra_op_parallelism_threads={n}"}
+
+
 PACKAGES = ("gradc", "numpy", "numba", "llvmlite", "scipy", "mkl", "sympy", "torch", "jax", "jaxlib", "autograd",
             "pytensor")
+# Samples a contestant takes in a row before the next one's turn. Short blocks let a drift of foreign load
+# hit every contestant alike: tanh1024's gradc/torch ratio over 4-5 full runs of each spread 0.87-1.04
+# in blocks of 10 samples, 0.93-0.99 in blocks of 3 and 0.96-0.98 in blocks of 1 (which cost a 0.2 s
+# pause per sample and contestant).
+BLOCK_SAMPLES = 3
 
 
 # ---------------------------------------------------------------- one case (inside the worker process)
@@ -72,13 +79,15 @@ def run_case(kind: str, name: str, *, quick: bool, repeat: int | None, contestan
     if compile_times:
         compile_info = gradc_expr_compile_times(name) if kind == "expr" else gradc_mlp_compile_times(
             MLP_CASES[name][0])
-    timing = {"passes": 1, "gap_s": 0.05, "budget_s": 10.0} if quick else {"passes": 3, "gap_s": 0.2}
+    repeat = repeat or (3 if quick else 15 if kind == "expr" else 30)
+    timing = ({"passes": 1, "gap_s": 0.05, "budget_s": 10.0} if quick
+              else {"passes": max(3, repeat // BLOCK_SAMPLES), "gap_s": 0.2})
     if kind == "expr":
-        result = run_expr_case(name, n=N_QUICK if quick else N_FULL, contestants=contestants,
-                               repeat=repeat or (3 if quick else 15), warmup=1 if quick else 2, **timing)
+        result = run_expr_case(name, n=N_QUICK if quick else N_FULL, contestants=contestants, repeat=repeat,
+                               warmup=1 if quick else 2, **timing)
     else:
-        result = run_mlp_case(name, contestants=contestants, repeat=repeat or (3 if quick else 30),
-                              warmup=1 if quick else 3, **timing)
+        result = run_mlp_case(name, contestants=contestants, repeat=repeat, warmup=1 if quick else 3, **timing)
+    result["timing"] = {"repeat": repeat, **timing}
     result["compile"] = compile_info
     result["loadavg"] = {"before": load_before, "after": os.getloadavg()}
     return result

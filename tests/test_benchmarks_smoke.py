@@ -66,6 +66,24 @@ def test_time_interleaved_reports_each_function():
     assert out["a"].median_ms < out["b"].median_ms
 
 
+@pytest.mark.parametrize("kind, name, repeat, passes", [("mlp", "tanh1024", None, 10), ("expr", "neuron", None, 5),
+                                                       ("mlp", "tiny2", 4, 3)])
+def test_run_case_times_in_short_blocks(monkeypatch, kind, name, repeat, passes):
+    """A full run interleaves blocks of about 3 samples (run.BLOCK_SAMPLES), never fewer than 3 passes,
+    and says so in the case's JSON."""
+    from benchmarks import run
+
+    seen = {}
+
+    def fake(*args, **kwargs):
+        seen.update(kwargs)
+        return {}
+    monkeypatch.setattr(run, "run_mlp_case" if kind == "mlp" else "run_expr_case", fake)
+    result = run.run_case(kind, name, quick=False, repeat=repeat, contestants=None, compile_times=False)
+    assert seen["passes"] == passes and seen["gap_s"] == 0.2
+    assert result["timing"] == {"repeat": seen["repeat"], "passes": passes, "gap_s": 0.2}
+
+
 @pytest.mark.slow
 def test_full_size_expr_run(tmp_path):
     proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "run.py"), "--cases", "expr",
