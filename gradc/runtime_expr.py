@@ -71,11 +71,32 @@ def _as_input(value, name):
     return array
 
 
+def _ready_as_is(values, dtype):
+    """Whether every input is already a C-ordered ndarray of `dtype`, all of one shape with an axis: the
+    common call, which needs no conversion or broadcasting."""
+    shape = getattr(values[0], "shape", None) if values else None
+    return bool(shape) and all(type(v) is np.ndarray and v.shape == shape and v.dtype == dtype and
+                               v.flags.c_contiguous for v in values)
+
+
+def _read_only_flat(array, n):
+    """A flat read-only view of `array`. Every array input reaches the kernel read-only (broadcast views
+    are; converted copies would not be), so the kernel is compiled once, however it is called."""
+    flat = array.reshape(n)
+    flat.flags.writeable = False
+    return flat
+
+
 def _prepare(values, names, dtype):
-    """Broadcast the inputs like NumPy. Returns (shape, n, kernel arguments): a 0-d input is passed as
-    a shared scalar, any other as a flat array of all n points (materialised if it was broadcast)."""
+    """Broadcast the inputs like NumPy. Returns (shape, n, inputs as arrays, kernel arguments): a 0-d
+    input is passed as a shared scalar, any other as a flat array of all n points (materialised if it
+    was broadcast). Inputs that are ready as they are skip the broadcasting: it cost rosenbrock8's
+    8 inputs at 10^6 points 0.18 ms a call of 4.1 (measured alternating with the hand loop)."""
     if len(values) != len(names):
         raise TypeError(f"expected {len(names)} inputs ({', '.join(names)}), got {len(values)}")
+    if _ready_as_is(values, dtype):
+        n = values[0].size
+        return values[0].shape, n, list(values), [_read_only_flat(v, n) for v in values]
     arrays = [_as_input(v, name) for v, name in zip(values, names)]
     try:
         shape = np.broadcast_shapes(*(a.shape for a in arrays))
@@ -88,7 +109,7 @@ def _prepare(values, names, dtype):
         if a.ndim == 0:
             kernel_args.append(dtype.type(a))
         else:
-            kernel_args.append(np.ascontiguousarray(np.broadcast_to(a, shape), dtype=dtype).reshape(n))
+            kernel_args.append(_read_only_flat(np.ascontiguousarray(np.broadcast_to(a, shape), dtype=dtype), n))
     return shape, n, arrays, kernel_args
 
 
@@ -108,7 +129,7 @@ def _cotangents(values, outputs, shape, n, dtype):
         if not fits:
             raise ValueError(f"cotangent of {name} has shape {array.shape}; it must broadcast to {tuple(shape)}")
         weights.append(dtype.type(array) if array.ndim == 0 else
-                       np.ascontiguousarray(np.broadcast_to(array, shape), dtype=dtype).reshape(n))
+                       _read_only_flat(np.ascontiguousarray(np.broadcast_to(array, shape), dtype=dtype), n))
     return weights
 
 

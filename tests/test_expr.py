@@ -124,6 +124,23 @@ def test_size_one_axes_and_empty_batches(f_xy):
     assert value.shape == (0,) and dx.shape == (0,) and dy == 0.0
 
 
+def test_ready_inputs_take_the_short_way_to_the_same_kernel():
+    """C-ordered float64 arrays of one shape skip the broadcasting (runtime_expr._ready_as_is); the
+    kernel still sees read-only arrays, so it is compiled once for both ways, and gives the same bits."""
+    m = gradc.compile_expr(EXPR * x)   # a module of its own: its kernel's signatures are counted
+    a, b = RNG.normal(size=(30, 4)), RNG.normal(size=(30, 4))
+    assert m.module._ready_as_is((a, b), np.dtype("float64"))
+    assert not any(m.module._ready_as_is(v, np.dtype("float64")) for v in
+                   [(a, b[:, :1]), (a, b.T.copy().T), (a, b.astype(np.float32)), (a, b.tolist()), (a, 0.5),
+                    (np.array(1.0), np.array(2.0)), ()])
+    short = _check(m, EXPR * x, (x, y), a, b, forward=True)
+    broadcast = m.value_and_grad(a, np.asfortranarray(b))   # Fortran-ordered: the long way
+    for got, want in zip([short[0], *short[1]], [broadcast[0], *broadcast[1]]):
+        np.testing.assert_array_equal(got, want)
+    assert len(m.module._value_and_grad_kernel.signatures) == 1
+    assert a.flags.writeable and b.flags.writeable   # the read-only views are the module's own
+
+
 def test_lists_are_arrays(f_xy):
     _check(f_xy, EXPR, (x, y), [0.1, 0.2], [[1.0], [2.0], [3.0]])
 
