@@ -87,11 +87,19 @@ def _read_only_flat(array, n):
     return flat
 
 
+def _kernel_argument(array, shape, n, dtype):
+    """One input or cotangent as the kernel takes it: 0-d as a shared scalar, any other as a flat
+    read-only array of all n points (materialised if it was broadcast to `shape`)."""
+    if array.ndim == 0:
+        return dtype.type(array)
+    return _read_only_flat(np.ascontiguousarray(np.broadcast_to(array, shape), dtype=dtype), n)
+
+
 def _prepare(values, names, dtype):
-    """Broadcast the inputs like NumPy. Returns (shape, n, inputs as arrays, kernel arguments): a 0-d
-    input is passed as a shared scalar, any other as a flat array of all n points (materialised if it
-    was broadcast). Inputs that are ready as they are skip the broadcasting: it cost rosenbrock8's
-    8 inputs at 10^6 points 0.18 ms a call of 4.1 (measured alternating with the hand loop)."""
+    """Broadcast the inputs like NumPy. Returns (shape, n, inputs as arrays, kernel arguments, one per
+    input as _kernel_argument makes it). Inputs that are ready as they are skip the broadcasting: it
+    cost rosenbrock8's 8 inputs at 10^6 points 0.18 ms a call of 4.1 (measured alternating with the
+    hand loop)."""
     if len(values) != len(names):
         raise TypeError(f"expected {len(names)} inputs ({', '.join(names)}), got {len(values)}")
     if _ready_as_is(values, dtype):
@@ -104,13 +112,7 @@ def _prepare(values, names, dtype):
         shapes = ", ".join(f"{name}: {a.shape}" for name, a in zip(names, arrays))
         raise ValueError(f"inputs do not broadcast together ({shapes})") from None
     n = int(np.prod(shape, dtype=np.int64))
-    kernel_args = []
-    for a in arrays:
-        if a.ndim == 0:
-            kernel_args.append(dtype.type(a))
-        else:
-            kernel_args.append(_read_only_flat(np.ascontiguousarray(np.broadcast_to(a, shape), dtype=dtype), n))
-    return shape, n, arrays, kernel_args
+    return shape, n, arrays, [_kernel_argument(a, shape, n, dtype) for a in arrays]
 
 
 def _cotangents(values, outputs, shape, n, dtype):
@@ -128,8 +130,7 @@ def _cotangents(values, outputs, shape, n, dtype):
             fits = False
         if not fits:
             raise ValueError(f"cotangent of {name} has shape {array.shape}; it must broadcast to {tuple(shape)}")
-        weights.append(dtype.type(array) if array.ndim == 0 else
-                       _read_only_flat(np.ascontiguousarray(np.broadcast_to(array, shape), dtype=dtype), n))
+        weights.append(_kernel_argument(array, shape, n, dtype))
     return weights
 
 
