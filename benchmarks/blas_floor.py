@@ -3,7 +3,7 @@
 Forward `H_{i-1} @ W_i`, backward `H_{i-1}.T @ dZ_i` and `dZ_i @ W_i.T`, timed twice: through NumPy's
 `@` (its own OpenBLAS: the hand-written NumPy step's floor) and from Numba through gradc's `_matmul` in
 the orientations gradc prints (the BLAS a generated module binds, MKL or SciPy's OpenBLAS: see
-gradc/runtime_blas.py; weight gradients of narrowing layers short side first: gradc's floor).
+gradc/runtime/blas.py; weight gradients of narrowing layers short side first: gradc's floor).
 Nothing a step does around its products can make it take less than they do, so these floors, next to
 issue 4's target, say how close a target is to possible on this machine. Where torch is installed, the
 same products through torch (its own BLAS) and torch's full step are timed in the same run: when gradc's
@@ -28,8 +28,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.mlp_cases import MLP_CASES  # noqa: E402
 from benchmarks.peers import build_mlp_contestant, make_batch  # noqa: E402
 from benchmarks.timing import Skip, import_peer, time_interleaved  # noqa: E402
+from gradc.core.ops import short_side_first  # noqa: E402
 from gradc.frontend.spec import load_spec  # noqa: E402
-from gradc.ops import short_side_first  # noqa: E402
 
 
 def products(sizes: list[int], batch: int, rng: np.random.Generator,
@@ -52,10 +52,10 @@ def products(sizes: list[int], batch: int, rng: np.random.Generator,
 @functools.cache
 def _numba_products() -> Callable[..., float]:
     """One step's products in a Numba function, through gradc's `_matmul` in the orientations gradc
-    prints (`short_side_first[i]` for layer i's weight gradient, as `gradc.ops.short_side_first` decides)."""
+    prints (`short_side_first[i]` for layer i's weight gradient, as `gradc.core.ops.short_side_first` decides)."""
     import numba as nb
 
-    from gradc.runtime_blas import _matmul
+    from gradc.runtime.blas import _matmul
 
     @nb.njit
     def step(H, W, short_side_first):   # H, W: typed lists of C-ordered arrays
@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=30)
     ns = parser.parse_args(argv)
-    from gradc.runtime_blas import _BLAS
+    from gradc.runtime.blas import _BLAS
     print(f"gradc's products call {_BLAS['name']} ({_BLAS['path']}); NumPy's, its own OpenBLAS")
     print(f"{'case':10} {'NumPy products':>15} {'hand NumPy ms':>14} {'gradc products':>15} {'gradc step':>11} "
           f"{'floor ratio':>12} {'target':>8} {'torch products':>15} {'torch step ms':>14}")

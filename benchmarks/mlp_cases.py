@@ -1,7 +1,7 @@
 """MLP training-step benchmarks: loss + every parameter gradient of one batch, float64.
 
 The cases of issue 4; the reference of the ratio column is the hand-written NumPy backprop
-(``gradc.reference``). The contestants and the timing loop live in ``peers.py`` (shared with
+(``gradc.tools.reference``). The contestants and the timing loop live in ``peers.py`` (shared with
 ``gradc bench SPEC``).
 """
 

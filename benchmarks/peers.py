@@ -1,12 +1,12 @@
 """The MLP training-step contestants and the benchmark loop over them (reusable by ``gradc bench SPEC``).
 
 A contestant computes the loss and every parameter gradient of one batch for a spec (gradc's spec
-dicts / MLPSpec), float64 or float32. ``hand_numpy`` (``gradc.reference``) is always present and is the
+dicts / MLPSpec), float64 or float32. ``hand_numpy`` (``gradc.tools.reference``) is always present and is the
 reference; gradc; and, when importable, PyTorch eager autograd, JAX ``jit(value_and_grad)`` with x64,
 autograd, and PyTensor in its C and Numba modes. Every contestant is checked against the reference
 before it is timed. A peer that is not installed is skipped with a note, never an error.
 
-Imports: numpy, gradc (public API, ``gradc.reference``, ``gradc.frontend.spec``) and ``.timing``;
+Imports: numpy, gradc (public API, ``gradc.tools.reference``, ``gradc.frontend.spec``) and ``.timing``;
 each peer library is imported only when its contestant is built.
 """
 
@@ -34,7 +34,7 @@ LABELS = {  # names shown in tables and plots (expression and MLP contestants)
 
 def param_shapes(spec: Any) -> dict[str, tuple[int, ...]]:
     """Ordered ``W1, b1, W2, ...`` shapes of an MLPSpec (``b_i`` only where the layer has a bias)."""
-    from gradc import reference
+    from gradc.tools import reference
 
     return reference.param_shapes(spec)
 
@@ -69,7 +69,7 @@ def make_batch(spec: Any, batch: int, seed: int = 0) -> tuple[dict[str, np.ndarr
 def _loss_fn(spec: Any, ops: Any, batch: int) -> Callable[[list, Any, Any], Any]:
     """``loss(params_list, X, Y)`` written once against ``ops`` (an array library's vocabulary):
     ``ops.act(layer, z)``, ``ops.sum(x)``, ``ops.row_sum(x)`` (keepdims), ``ops.lse_rows(x)``, ``ops.log``,
-    ``ops.relu``. Same math as gradc.reference; the classifier losses use the library's logsumexp."""
+    ``ops.relu``. Same math as gradc.tools.reference; the classifier losses use the library's logsumexp."""
     names = list(param_shapes(spec))
     N = float(batch)
     for layer in spec.layers:
@@ -186,7 +186,7 @@ def build_mlp_contestant(name: str, spec: Any, params: dict[str, np.ndarray], X:
         return float(value), {k: np.asarray(g) for k, g in zip(names, grads)}
 
     if name == "hand_numpy":
-        from gradc import reference
+        from gradc.tools import reference
 
         return Contestant(name, lambda: reference.loss_and_grad(spec, params, X, Y), lambda out: out)
     if name == "gradc":
@@ -246,8 +246,8 @@ def run_mlp_benchmark(spec: Any, batch: int, *, contestants: Iterable[str] | Non
     The reference (hand NumPy) is always run first; ``rtol`` defaults to 1e-6 for float64 and 1e-3
     for float32. Returns ``{"spec", "batch", "reference", "contestants": [records with ms/ratio]}``.
     """
-    from gradc import reference as ref_impl
     from gradc.frontend.spec import load_spec
+    from gradc.tools import reference as ref_impl
 
     parsed = load_spec(spec)
     params, X, Y = make_batch(parsed, batch, seed)

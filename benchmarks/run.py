@@ -43,7 +43,7 @@ from benchmarks.peers import (  # noqa: E402
     gradc_mlp_compile_times,
     target_status,
 )
-from gradc.runtime_heap import _retain_freed_memory  # noqa: E402
+from gradc.runtime.heap import _retain_freed_memory  # noqa: E402
 
 CASE_TIMEOUT_S = 1800
 BUSY_LOAD = 0.7  # 1-minute load average above which a warning says the numbers will be noisy

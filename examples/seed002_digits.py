@@ -11,7 +11,7 @@ What it shows:
   * it reaches ≥ 95% test accuracy (a tqdm bar per epoch shows loss and accuracy; a PNG of the curves is
     written to examples/out/);
   * its gradients equal the book's four backprop equations BP1-BP4, written out below in NumPy;
-  * gradc's ``loss_and_grad`` is timed against ``gradc.reference`` (hand-written NumPy) on the same batch.
+  * gradc's ``loss_and_grad`` is timed against ``gradc.tools.reference`` (hand-written NumPy) on the same batch.
 
 Run:  python examples/seed002_digits.py [--epochs 30] [--quick] [--out examples/out]
 """
@@ -27,8 +27,8 @@ import numpy as np
 from tqdm import tqdm
 
 import gradc
-from gradc import reference
 from gradc.frontend.spec import load_spec
+from gradc.tools import reference
 
 HERE = Path(__file__).resolve().parent
 SPEC = HERE / "seed002_digits.yaml"
@@ -183,7 +183,7 @@ def speed_ratio(name: str, ours: float, theirs: float) -> str:
 
 def compare_with_reference(net: Any, params: dict[str, np.ndarray], X: np.ndarray,
                            Y: np.ndarray) -> dict[str, float]:
-    """Gradient differences to BP1-BP4 and to gradc.reference, and time per loss_and_grad call."""
+    """Gradient differences to BP1-BP4 and to gradc.tools.reference, and time per loss_and_grad call."""
     spec = load_spec(SPEC)
     _, ours = net.loss_and_grad(params, X, Y)
     _, book = nielsen_backprop(params, X, Y)
@@ -202,7 +202,7 @@ def report_timing(net: Any, params: dict[str, np.ndarray], data: Digits) -> dict
         X, Y = data.X_train[rows], one_hot(data.y_train[rows])
         r = results[label] = compare_with_reference(net, params, X, Y)
         ratio = speed_ratio("gradc", r["t_gradc"], r["t_reference"])
-        print(f"  {label}: max |grad diff| vs BP1-BP4 {r['diff_book']:.1e}, vs gradc.reference "
+        print(f"  {label}: max |grad diff| vs BP1-BP4 {r['diff_book']:.1e}, vs gradc.tools.reference "
               f"{r['diff_reference']:.1e}; loss_and_grad {r['t_gradc'] * 1e6:.0f} µs (gradc) vs "
               f"{r['t_reference'] * 1e6:.0f} µs (reference): {ratio}")
     return results

@@ -10,7 +10,7 @@ reusing the Z_i cached by the forward pass. ``notes_backprop`` below writes that
 
 What it shows:
   * gradc compiles ``seed003.toml`` (20-64-64-64-5, ReLU, no biases, softmax cross-entropy, integer
-    labels) and its gradients equal both the notes' G_i iteration and ``gradc.reference`` to 1e-10;
+    labels) and its gradients equal both the notes' G_i iteration and ``gradc.tools.reference`` to 1e-10;
   * a few full-batch SGD steps on a synthetic 5-class problem lower the loss.
 
 Run:  python examples/seed003_relu_softmax.py [--rows 256] [--steps 50] [--seed 0]
@@ -25,8 +25,8 @@ from typing import Any
 import numpy as np
 
 import gradc
-from gradc import reference
 from gradc.frontend.spec import load_spec
+from gradc.tools import reference
 
 SPEC = Path(__file__).resolve().with_name("seed003.toml")
 TOLERANCE = 1e-10
@@ -78,7 +78,7 @@ def max_abs_diff(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> float:
 
 def compare(net: Any, spec: Any, params: dict[str, np.ndarray], X: np.ndarray,
             y: np.ndarray) -> dict[str, float]:
-    """Max |difference| of loss and gradients: gradc vs the notes' G_i iteration and vs gradc.reference."""
+    """Max |difference| of loss and gradients: gradc vs the notes' G_i iteration and vs gradc.tools.reference."""
     loss, grads = net.loss_and_grad(params, X, y)
     notes_loss, notes_grads = notes_backprop([params[k] for k in net.param_names], X, y)
     ref_loss, ref_grads = reference.loss_and_grad(spec, params, X, y)
@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     print(f"gradients on {args.rows} rows (largest entry {diffs['grad_scale']:.2e}), max |difference|:")
     print(f"  vs the notes' G_i iteration: loss {diffs['loss_notes']:.1e}, "
           f"gradients {diffs['grad_notes']:.1e}")
-    print(f"  vs gradc.reference:          loss {diffs['loss_reference']:.1e}, "
+    print(f"  vs gradc.tools.reference:          loss {diffs['loss_reference']:.1e}, "
           f"gradients {diffs['grad_reference']:.1e}")
     worst = max(diffs["grad_notes"], diffs["grad_reference"])
     print(f"  equal to {TOLERANCE:g}: {'yes' if worst <= TOLERANCE else 'NO'}")

@@ -5,8 +5,8 @@ Public API: compile, compile_expr, compile_mlp, load, and the errors.
 
 __version__ = "0.1.0"
 
-from gradc.compiler import compile, compile_expr, compile_mlp  # noqa: E402
 from gradc.errors import GradcError, SpecError, UnsupportedError  # noqa: E402
+from gradc.pipeline import compile, compile_expr, compile_mlp  # noqa: E402
 
 
 def load(path):

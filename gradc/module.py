@@ -92,14 +92,14 @@ class MLPModule(CompiledModule):
     @property
     def blas(self) -> str:
         """The BLAS the products call: "MKL" when the `mkl` package is installed, else "OpenBLAS"
-        (SciPy's), or as GRADC_BLAS demands (gradc/runtime_blas.py)."""
+        (SciPy's), or as GRADC_BLAS demands (gradc/runtime/blas.py)."""
         return self.module._BLAS["name"]
 
     @property
     def threads(self) -> int:
         """Threads the elementwise loops of large arrays run on: more than 1 where they share MKL's
         OpenMP threads (modules with a layer of 512 units or more), or as GRADC_THREADS demands
-        (gradc/runtime_threads.py)."""
+        (gradc/runtime/threads.py)."""
         count = getattr(self.module, "_THREADS", None)   # absent where no loop could split
         return count.value if count is not None and getattr(self.module, "_PARALLEL", False) else 1
 

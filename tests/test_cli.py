@@ -17,11 +17,11 @@ import pytest
 import sympy
 
 import gradc
-from gradc import bench, reference
-from gradc.cli import main
 from gradc.frontend.parse import parse_expr
 from gradc.frontend.spec import load_spec
 from gradc.frontend.sympy import TEXT_CONSTANTS, text_functions
+from gradc.tools import bench, reference
+from gradc.tools.cli import main
 
 SPEC = """\
 name: tiny
@@ -105,7 +105,7 @@ def test_check_passes_on_expressions(capsys):
 
 
 def test_check_library_reports_per_parameter(spec_file):
-    from gradc.check import check_mlp
+    from gradc.tools.check import check_mlp
 
     report = check_mlp(spec_file, points=2)
     assert report.ok and report.points == 2

@@ -17,7 +17,7 @@ import pytest
 import sympy as sp
 
 import gradc
-from gradc.ops import OPS
+from gradc.core.ops import OPS
 
 x, y, z = sp.symbols("x y z", real=True)
 RNG = np.random.default_rng(20240607)

@@ -1,4 +1,4 @@
-"""Compiled MLPs against independent oracles: gradc.reference (hand-written NumPy backprop), central
+"""Compiled MLPs against independent oracles: gradc.tools.reference (hand-written NumPy backprop), central
 finite differences (for custom activations, which the reference cannot do), and hand-written forward
 passes. Every activation and every loss is covered by the fast cases; the full product is slow."""
 
@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 import gradc
-from gradc import reference
 from gradc.frontend.spec import load_spec
+from gradc.tools import reference
 
 N_IN, UNITS, N = 4, (5, 4, 3), 8
 CUSTOM = "z*tanh(softplus(z))"
@@ -295,8 +295,8 @@ def test_ready_arrays_go_straight_to_the_kernel(layers, monkeypatch):
 
 
 def test_an_adjoint_is_overwritten_only_when_nothing_else_reads_it():
-    from gradc.compiler import lower_mlp
-    from gradc.emit_mlp import _in_place, _plan
+    from gradc.backend.mlp import _in_place, _plan
+    from gradc.pipeline import lower_mlp
     p = lower_mlp(load_spec(by_activation("tanh").spec()))
     order, naming = _plan([p.loss], p.grads, p)
     names = {id(n): naming.names.get(id(n)) for n in order}

@@ -1,4 +1,4 @@
-"""Tests generated from the op table (gradc.ops.OPS): a new record is tested the day it is added.
+"""Tests generated from the op table (gradc.core.ops.OPS): a new record is tested the day it is added.
 
 For every record:
   * `eval` against an independent oracle (Python's `math`, written-out NumPy) at points of its `domain`;
@@ -26,11 +26,12 @@ import pytest
 import sympy as sp
 
 import gradc
-from gradc import autodiff, compiler, interpret, ir
-from gradc.emit import Naming, Printer, vectorises
+from gradc import pipeline
+from gradc.backend.printer import Naming, Printer, vectorises
+from gradc.core import autodiff, interpret, ir
+from gradc.core.ops import OPS, Op, broadcast
 from gradc.errors import UnsupportedError
 from gradc.frontend.mlp import compile_activation
-from gradc.ops import OPS, Op, broadcast
 
 DEFAULT_SHAPE = Op.__dataclass_fields__["shape"].default
 
@@ -448,7 +449,7 @@ def compiled(name: str) -> Compiled:
         nargs = _arg_count(build)
         symbols = _SYMBOLS[:nargs]
         expr = build(*symbols)
-        program = compiler.expr_program(expr, list(symbols))
+        program = pipeline.expr_program(expr, list(symbols))
         module = gradc.compile_expr(expr, list(symbols))
         _compiled[name] = Compiled(name, expr, symbols, program, module, _expr_points(OPS[name], nargs))
     return _compiled[name]
@@ -501,9 +502,9 @@ def _runtime_math_scope() -> dict:
     """runtime_math's text run once: its functions, shared by the loops below (compiled once each)."""
     import numba as nb
 
-    from gradc.emit import runtime_source
+    from gradc.backend.printer import runtime_source
     scope = {"nb": nb, "np": np, "math": math}
-    exec(runtime_source("runtime_math"), scope)   # noqa: S102 - gradc's own runtime text
+    exec(runtime_source("vector_math"), scope)   # noqa: S102 - gradc's own runtime text
     return scope
 
 

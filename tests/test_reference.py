@@ -1,4 +1,4 @@
-"""Tests of the hand-written NumPy backprop oracle (gradc.reference) against finite differences,
+"""Tests of the hand-written NumPy backprop oracle (gradc.tools.reference) against finite differences,
 against the literal CS231n two-layer code, and for its numerical-stability and dtype contracts."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from gradc.frontend.spec import LayerSpec, MLPSpec, load_spec
-from gradc.reference import forward, loss, loss_and_grad, param_shapes
+from gradc.tools.reference import forward, loss, loss_and_grad, param_shapes
 
 ACTIVATIONS = ("identity", "sigmoid", "tanh", "relu", "leaky_relu", "elu", "softplus", "gelu", "silu")
 LOSSES = ("mse", "sum_squared", "softmax_cross_entropy", "binary_cross_entropy", "hinge")

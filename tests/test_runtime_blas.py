@@ -1,4 +1,4 @@
-"""The products of generated MLP steps (gradc/runtime_blas.py): `_matmul` against NumPy for every
+"""The products of generated MLP steps (gradc/runtime/blas.py): `_matmul` against NumPy for every
 operand layout and both float dtypes, the choice of library (MKL when installed, else SciPy's
 OpenBLAS, GRADC_BLAS to insist), and kernels that call it compiled cold and loaded from the cache."""
 
@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 from numba.extending import get_cython_function_address
 
-from gradc import runtime_blas
-from gradc.runtime_blas import _find_blas, _matmul, _mkl_libraries
+from gradc.runtime import blas as runtime_blas
+from gradc.runtime.blas import _find_blas, _matmul, _mkl_libraries
 
 HAVE_MKL = bool(_mkl_libraries())
 
@@ -67,7 +67,7 @@ _STEP = textwrap.dedent("""
     import json, sys
     import numpy as np
     import gradc
-    from gradc import reference
+    from gradc.tools import reference
     spec = {"name": "blas_probe", "input": 30, "loss": "softmax_cross_entropy",
             "layers": [{"units": 20, "activation": "tanh"}, {"units": 4, "activation": "identity"}]}
     for dtype in ("float64", "float32"):

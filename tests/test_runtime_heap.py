@@ -1,4 +1,4 @@
-"""Generated modules keep freed arrays' memory for the next call (gradc/runtime_heap.py): counted as the
+"""Generated modules keep freed arrays' memory for the next call (gradc/runtime/heap.py): counted as the
 page faults of a fresh process that allocates and frees arrays the way calls do, with and without it."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import pytest
 import sympy as sp
 
 import gradc
-from gradc.runtime_heap import _retain_freed_memory
+from gradc.runtime.heap import _retain_freed_memory
 
 pytestmark = pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc's mallopt")
 

@@ -1,4 +1,4 @@
-"""The vectorisable exp, tanh and log1p of gradc/runtime_math.py against NumPy's: ulps over their whole
+"""The vectorisable exp, tanh and log1p of gradc/runtime/vector_math.py against NumPy's: ulps over their whole
 ranges, the special values, and that a loop calling them is vectorised (the reason they exist)."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ import numba as nb
 import numpy as np
 import pytest
 
-from gradc import ir
-from gradc.runtime_math import _exp, _log1p, _tanh
+from gradc.core import ir
+from gradc.runtime.vector_math import _exp, _log1p, _tanh
 
 
 @nb.njit(error_model="numpy")
@@ -130,7 +130,7 @@ def test_loops_that_can_vectorise_get_the_vector_forms_and_others_keep_numpys():
     scalar = _kernel_text(gradc.compile_expr(x * sig + sp.tanh(x) * sp.erf(y)).source)   # erf: a libm call
     assert "np.exp(" in scalar and "np.tanh(" in scalar and "_exp(" not in scalar
 def test_negative_integer_powers_keep_the_loop_scalar_and_other_powers_do_not():
-    from gradc.emit import vectorises
+    from gradc.backend.printer import vectorises
     graph = ir.Graph()
     x, y = graph.input("x"), graph.input("y")
     for exponent, vector in ((-3.0, False), (-64.0, False), (3.0, True), (-0.5, True), (y, True)):
@@ -140,10 +140,10 @@ def test_negative_integer_powers_keep_the_loop_scalar_and_other_powers_do_not():
 
 def test_each_op_with_a_vector_form_names_a_runtime_math_function():
     """A vector form calls what runtime_math defines (and is printed where the op's scalar form would be)."""
-    from gradc.emit import runtime_source
-    from gradc.names import defined_names
-    from gradc.ops import OPS
-    defined = defined_names(runtime_source("runtime_math"))
+    from gradc.backend.names import defined_names
+    from gradc.backend.printer import runtime_source
+    from gradc.core.ops import OPS
+    defined = defined_names(runtime_source("vector_math"))
     for record in OPS.values():
         if record.vector is not None:
             args = ["a", "b", "c"]

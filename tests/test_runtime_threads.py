@@ -1,4 +1,4 @@
-"""When the elementwise loops of generated MLP steps split across threads (gradc/runtime_threads.py):
+"""When the elementwise loops of generated MLP steps split across threads (gradc/runtime/threads.py):
 the choice per process, the modules compiled able to split, and split steps that compute the very
 same numbers as one thread (each element and column sum in the same order) and as the hand-written
 backprop."""
@@ -14,11 +14,11 @@ import textwrap
 import numba as nb
 import pytest
 
-from gradc.emit_mlp import _PARALLEL_UNITS, _parallel
+from gradc.backend.mlp import _PARALLEL_UNITS, _parallel
 from gradc.frontend.mlp import lower_mlp
 from gradc.frontend.spec import load_spec
-from gradc.runtime_blas import _mkl_libraries
-from gradc.runtime_threads import _SPLIT_MIN, _loop_threads, _numba_uses_openmp
+from gradc.runtime.blas import _mkl_libraries
+from gradc.runtime.threads import _SPLIT_MIN, _loop_threads, _numba_uses_openmp
 
 OPENBLAS = {"name": "OpenBLAS", "path": "scipy.linalg.cython_blas"}
 
@@ -63,7 +63,7 @@ _STEP = textwrap.dedent("""
     import json, sys
     import numpy as np
     import gradc
-    from gradc import reference
+    from gradc.tools import reference
     m = gradc.compile_mlp(json.loads(sys.argv[1]))
     rng = np.random.default_rng(4)
     params = m.init_params(1)

@@ -12,12 +12,12 @@ from dataclasses import dataclass, field
 import numpy as np
 import sympy
 
-from gradc import autodiff, interpret, passes
+from gradc.backend.names import sanitize
+from gradc.core import autodiff, interpret, passes
+from gradc.core.ir import Graph, Node, call
 from gradc.frontend.parse import parse_expr
 from gradc.frontend.spec import MLPSpec
 from gradc.frontend.sympy import TEXT_CONSTANTS, lower_exprs, text_functions
-from gradc.ir import Graph, Node, call
-from gradc.names import sanitize
 
 _Z = sympy.Symbol("z", real=True)
 

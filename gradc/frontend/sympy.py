@@ -12,9 +12,9 @@ from collections.abc import Callable, Sequence
 import sympy
 from sympy.logic.boolalg import BooleanFunction
 
+from gradc.core.ir import Graph, Node
+from gradc.core.ops import OPS, SYMPY_OPS
 from gradc.errors import GradcError, UnsupportedError
-from gradc.ir import Graph, Node
-from gradc.ops import OPS, SYMPY_OPS
 
 _LABEL_CHARS = 60
 

@@ -5,8 +5,8 @@ not import gradc): numpy, numba and the standard library only. The lines above t
 for this file alone: a written module carries runtime_math's and runtime_threads's text, and its
 own `_PARALLEL` line, in front of this one.
 """
-from gradc.runtime_math import _exp  # noqa: I001 (above the marker: not copied)
-from gradc.runtime_threads import _split
+from gradc.runtime.vector_math import _exp  # noqa: I001 (above the marker: not copied)
+from gradc.runtime.threads import _split
 
 _PARALLEL = True   # a written module says per network whether its loops may split (emit_mlp._parallel)
 

@@ -6,9 +6,9 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from gradc import ir
-from gradc.ir import Node
-from gradc.ops import OPS
+from gradc.core import ir
+from gradc.core.ir import Node
+from gradc.core.ops import OPS
 
 
 def evaluate(outputs: Sequence[Node], inputs: Mapping[str, np.ndarray]) -> list[np.ndarray]:

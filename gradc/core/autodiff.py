@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from gradc import ir
+from gradc.core import ir
+from gradc.core.ir import Node
+from gradc.core.ops import OPS
 from gradc.errors import UnsupportedError
-from gradc.ir import Node
-from gradc.ops import OPS
 
 
 def _depends_on(order: Sequence[Node], wrt: Sequence[Node]) -> set[int]:

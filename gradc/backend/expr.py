@@ -12,8 +12,8 @@ import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from gradc import ir
-from gradc.emit import (
+from gradc.backend.names import RESERVED, Namer, defined_names
+from gradc.backend.printer import (
     Naming,
     Printer,
     debug_message,
@@ -24,8 +24,8 @@ from gradc.emit import (
     used_runtime,
     vectorises,
 )
-from gradc.ir import Node
-from gradc.names import RESERVED, Namer, defined_names
+from gradc.core import ir
+from gradc.core.ir import Node
 
 _DECORATOR = '@nb.njit(parallel=True, error_model="numpy", cache=True)'
 _DEBUG_DECORATOR = '@nb.njit(error_model="numpy", cache=True)  # debug build: serial, checks every value'
@@ -68,7 +68,7 @@ def _vector(order: Sequence[Node], debug: bool) -> bool:
 @functools.cache
 def _reserved() -> frozenset[str]:
     """Names a user's names must not take: gradc's own and every global of the embedded runtime."""
-    return RESERVED | defined_names(runtime_source("runtime_expr")) | defined_names(runtime_source("runtime_math"))
+    return RESERVED | defined_names(runtime_source("expr")) | defined_names(runtime_source("vector_math"))
 
 
 class _Names:
@@ -183,8 +183,8 @@ def emit_expr_module(p: ExprProgram) -> str:
         "\n".join(_wrappers(p, nm)),
     ]
     code = "\n".join(parts) + "\n"
-    support = [runtime_source("runtime_math"), runtime_source("runtime_expr"), "import math" if "math." in code else "",
-               runtime_source("runtime_heap")]
+    support = [runtime_source("vector_math"), runtime_source("expr"), "import math" if "math." in code else "",
+               runtime_source("heap")]
     runtime = used_runtime(support, code).rstrip("\n")
     return "\n".join([header(f"{p.name}({', '.join(nm.args)})", p.source_hash, p.regenerate, described),
                       runtime, "", code])

@@ -142,9 +142,9 @@ def check_mlp(spec: Any, *, points: int = 5, seed: int = 0, tol: float = 1e-6, b
     `module`: an already compiled float64 MLPModule of the same spec, to skip compiling.
     Raises SpecError for an invalid spec.
     """
-    from gradc.compiler import compile_mlp
     from gradc.errors import GradcError
     from gradc.frontend.spec import load_spec
+    from gradc.pipeline import compile_mlp
 
     _check_options(points, tol, step)
     parsed = load_spec(spec)
@@ -203,8 +203,8 @@ def check_expr(exprs: Any, args: Sequence[Any] | None = None, wrt: Sequence[Any]
     their outputs (the `cotangents` of `value_and_grad`). Raises GradcError if no valid point is found.
     `module`: an already compiled float64 ExprModule of the same input, to skip compiling.
     """
-    from gradc.compiler import compile_expr
     from gradc.errors import GradcError
+    from gradc.pipeline import compile_expr
 
     _check_options(points, tol, step)
     notes = []

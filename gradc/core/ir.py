@@ -96,7 +96,7 @@ class Graph:
 
     def apply(self, op: str, *inputs: Node, label: str = "", **attrs: Any) -> Node:
         """Build (or find) `op(*inputs)`; folds constants and applies the op's simplifier first."""
-        from gradc.ops import OPS  # the table imports this module for its builders
+        from gradc.core.ops import OPS  # the table imports this module for its builders
 
         record = OPS[op]
         attr_items = tuple(sorted(attrs.items()))

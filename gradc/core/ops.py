@@ -17,8 +17,8 @@ import numpy as np
 import sympy
 from scipy import special
 
-from gradc import ir
-from gradc.ir import Node
+from gradc.core import ir
+from gradc.core.ir import Node
 
 Domain = tuple[tuple[float, float], ...]   # per input: the interval tests sample from
 

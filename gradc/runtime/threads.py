@@ -15,7 +15,7 @@ element, and each column sum, is computed in the same order.
 
 `GRADC_THREADS=N` insists on N threads for the loops (1: never split).
 """
-from gradc.runtime_blas import _BLAS  # noqa: I001 (above the marker: not copied)
+from gradc.runtime.blas import _BLAS  # noqa: I001 (above the marker: not copied)
 
 # --- RUNTIME ---
 import ctypes

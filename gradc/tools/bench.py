@@ -1,5 +1,5 @@
 """Benchmark one MLP training step (loss + every parameter gradient): gradc vs hand-written NumPy backprop
-(`gradc.reference`, the baseline and the oracle) and any installed peers. Used by `gradc bench` and
+(`gradc.tools.reference`, the baseline and the oracle) and any installed peers. Used by `gradc bench` and
 by benchmarks/.
 
     report = bench_mlp("net.yaml", batch=64, repeat=20, warmup=3)
@@ -153,7 +153,7 @@ def max_rel_error(result: tuple[float, Grads], reference: tuple[float, Grads]) -
 
 
 def _numpy(spec: Any, params: Grads, X: np.ndarray, Y: np.ndarray) -> Contestant:
-    from gradc import reference
+    from gradc.tools import reference
 
     if any(layer.activation == "custom" for layer in spec.layers):
         raise Unavailable("custom activations have no hand-written backprop")
@@ -337,10 +337,10 @@ def bench_mlp(spec: Any, *, batch: int = 64, repeat: int = 20, warmup: int = 3, 
     Raises SpecError for an invalid spec, GradcError for bad options.
     """
     from gradc import jit
-    from gradc.check import random_batch
-    from gradc.compiler import compile_mlp
     from gradc.errors import GradcError
     from gradc.frontend.spec import load_spec
+    from gradc.pipeline import compile_mlp
+    from gradc.tools.check import random_batch
 
     for what, value, low in (("batch", batch, 1), ("repeat", repeat, 1), ("warmup", warmup, 0)):
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
@@ -380,7 +380,7 @@ def bench_mlp(spec: Any, *, batch: int = 64, repeat: int = 20, warmup: int = 3, 
 
 def blas_note(blas: str, machine: str | None = None) -> str:
     """Which library gradc's matrix products called, and, where MKL could serve but does not, how to get it
-    (gradc/runtime_blas.py binds MKL when the `mkl` package is installed; it is built for x86-64 only)."""
+    (gradc/runtime/blas.py binds MKL when the `mkl` package is installed; it is built for x86-64 only)."""
     if blas == "MKL" or (machine or platform.machine()) not in ("x86_64", "AMD64"):
         return f"gradc's matrix products called {blas}"
     return ("gradc's matrix products called SciPy's OpenBLAS; with the mkl package installed (pip install "

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from gradc import ir
-from gradc.ir import Node
+from gradc.core import ir
+from gradc.core.ir import Node
 
 Rule = Callable[[Node], "Node | None"]
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from gradc import ir
-from gradc.emit import (
+from gradc.backend.names import Namer, comment
+from gradc.backend.printer import (
     Naming,
     Printer,
     debug_message,
@@ -19,9 +19,9 @@ from gradc.emit import (
     used_runtime,
     vectorises,
 )
+from gradc.core import ir
+from gradc.core.ir import Node
 from gradc.frontend.mlp import Activation, MLPProgram
-from gradc.ir import Node
-from gradc.names import Namer, comment
 
 _DECORATOR = '@nb.njit(cache=True, error_model="numpy", nogil=True)'
 
@@ -293,8 +293,8 @@ def emit_mlp_module(p: MLPProgram, source_hash: str, regenerate: str, debug: boo
         _wrappers(p),
     ]
     code = "\n".join(parts)
-    support = [runtime_source("runtime_math"), _parallel(p), runtime_source("runtime_blas"),
-               runtime_source("runtime_threads"), runtime_source("runtime_mlp"), "\n".join(helpers),
-               runtime_source("runtime_heap")]
+    support = [runtime_source("vector_math"), _parallel(p), runtime_source("blas"),
+               runtime_source("threads"), runtime_source("mlp"), "\n".join(helpers),
+               runtime_source("heap")]
     runtime = used_runtime(support, code).rstrip("\n")   # only what `code` calls
     return "\n".join([header(f"MLP {p.spec.name}", source_hash, regenerate, described), runtime, "", "", code])

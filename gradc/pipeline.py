@@ -8,15 +8,16 @@ from typing import Any
 
 import sympy
 
-from gradc import __version__, autodiff, ir, passes
-from gradc.emit import content_hash
-from gradc.emit_expr import ExprProgram, emit_expr_module
-from gradc.emit_mlp import emit_mlp_module
+from gradc import __version__
+from gradc.backend.expr import ExprProgram, emit_expr_module
+from gradc.backend.mlp import emit_mlp_module
+from gradc.backend.printer import content_hash
+from gradc.core import autodiff, ir, passes
+from gradc.core.ir import Node
 from gradc.errors import GradcError
 from gradc.frontend.mlp import lower_mlp
 from gradc.frontend.spec import load_spec
 from gradc.frontend.sympy import lower_exprs
-from gradc.ir import Node
 from gradc.module import ExprModule, MLPModule
 
 DTYPES = ("float32", "float64")

@@ -15,10 +15,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from gradc import __version__, ir
-from gradc.ir import Node
-from gradc.names import Namer, comment, sanitize
-from gradc.ops import OPS
+from gradc import __version__
+from gradc.backend.names import Namer, comment, sanitize
+from gradc.core import ir
+from gradc.core.ir import Node
+from gradc.core.ops import OPS
 
 _LEFT_ASSOC = frozenset({"add", "sub", "mul", "div"})
 _ATOM = 100
@@ -48,8 +49,8 @@ def header(title: str, source_hash: str, regenerate: str, described: Sequence[st
 
 
 def runtime_source(module: str) -> str:
-    """The support code of gradc/<module>.py below its RUNTIME marker, to embed in generated modules."""
-    text = (Path(__file__).parent / f"{module}.py").read_text(encoding="utf-8")
+    """The support code of gradc/runtime/<module>.py below its RUNTIME marker, to embed in generated modules."""
+    text = (Path(__file__).parent.parent / "runtime" / f"{module}.py").read_text(encoding="utf-8")
     return text.split("# --- RUNTIME ---\n", 1)[1]
 
 

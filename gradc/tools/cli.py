@@ -216,7 +216,7 @@ class Source:
     @property
     def title(self) -> str:
         if self.spec is not None:
-            from gradc.bench import describe
+            from gradc.tools.bench import describe
 
             return f"MLP {describe(self.spec)}"
         exprs = self.exprs if isinstance(self.exprs, list) else [self.exprs]
@@ -244,7 +244,7 @@ def _names(text: str, option: str) -> list[str]:
 
 
 def _safe_name(name: str | None, default: str | None) -> str | None:
-    from gradc.names import sanitize
+    from gradc.backend.names import sanitize
 
     if name is None:
         return default
@@ -446,7 +446,7 @@ def cmd_show(ns: argparse.Namespace) -> int:
 
 
 def cmd_check(ns: argparse.Namespace) -> int:
-    from gradc.check import check_expr, check_mlp
+    from gradc.tools.check import check_expr, check_mlp
 
     source = load_source(ns)
     options = {"points": ns.points, "seed": ns.seed, "tol": ns.tol}
@@ -465,7 +465,7 @@ def cmd_check(ns: argparse.Namespace) -> int:
 
 
 def cmd_bench(ns: argparse.Namespace) -> int:
-    from gradc.bench import PEERS, bench_mlp
+    from gradc.tools.bench import PEERS, bench_mlp
 
     ns.expr, ns.args, ns.wrt, ns.name, ns.dtype = None, None, None, None, None
     source = load_source(ns)

@@ -1,0 +1,1 @@
+"""Backends: programs -> readable Python source (the common printer, expression kernels, MLP steps)."""
