@@ -80,14 +80,7 @@ class MLPModule(CompiledModule):
 
     @property
     def param_shapes(self) -> dict[str, tuple[int, ...]]:
-        shapes = {}
-        fan_in = self.spec.input
-        for i, layer in enumerate(self.spec.layers, 1):
-            shapes[f"W{i}"] = (fan_in, layer.units)
-            if layer.bias:
-                shapes[f"b{i}"] = (layer.units,)
-            fan_in = layer.units
-        return shapes
+        return self.spec.param_shapes()
 
     @property
     def blas(self) -> str:

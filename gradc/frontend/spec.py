@@ -91,6 +91,18 @@ class MLPSpec:
         }
         return {**fields, "layers": [_layer_to_dict(layer) for layer in self.layers]}
 
+    def param_shapes(self) -> dict[str, tuple[int, ...]]:
+        """Ordered parameter shapes, the one place their names are made: ``W1 (input, units1)``, ``b1 (units1,)``
+        (where the layer has a bias), ``W2``, ``b2``, ..."""
+        shapes: dict[str, tuple[int, ...]] = {}
+        fan_in = self.input
+        for i, layer in enumerate(self.layers, start=1):
+            shapes[f"W{i}"] = (fan_in, layer.units)
+            if layer.bias:
+                shapes[f"b{i}"] = (layer.units,)
+            fan_in = layer.units
+        return shapes
+
     def fingerprint(self) -> str:
         """SHA-256 hex digest of the canonical JSON of :meth:`to_dict` (stable across runs)."""
         canonical = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))

@@ -85,15 +85,8 @@ def _activation(layer: LayerSpec) -> tuple[Callable, Callable]:
 
 
 def param_shapes(spec: MLPSpec) -> dict[str, tuple[int, ...]]:
-    """Ordered parameter shapes: ``W1 (input, units1)``, ``b1 (units1,)`` [if bias], ``W2``, ``b2``, ..."""
-    shapes: dict[str, tuple[int, ...]] = {}
-    fan_in = spec.input
-    for i, layer in enumerate(spec.layers, start=1):
-        shapes[f"W{i}"] = (fan_in, layer.units)
-        if layer.bias:
-            shapes[f"b{i}"] = (layer.units,)
-        fan_in = layer.units
-    return shapes
+    """Ordered parameter shapes (``MLPSpec.param_shapes``)."""
+    return spec.param_shapes()
 
 
 def _cast_params(spec: MLPSpec, params: Mapping[str, Array]) -> dict[str, Array]:
