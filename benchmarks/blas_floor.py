@@ -26,10 +26,10 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.mlp_cases import MLP_CASES  # noqa: E402
-from benchmarks.peers import build_mlp_contestant, make_batch  # noqa: E402
-from benchmarks.timing import Skip, import_peer, time_interleaved  # noqa: E402
 from gradc.core.ops import short_side_first  # noqa: E402
 from gradc.frontend.spec import load_spec  # noqa: E402
+from gradc.tools.peers import build_mlp_contestant, make_batch  # noqa: E402
+from gradc.tools.timing import Skip, import_peer, time_interleaved  # noqa: E402
 
 
 def products(sizes: list[int], batch: int, rng: np.random.Generator,

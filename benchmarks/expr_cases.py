@@ -21,7 +21,7 @@ import numba as nb
 import numpy as np
 import sympy as sp
 
-from .timing import Contestant, add_ratios, cold_warm, import_peer, run_contestants
+from gradc.tools.timing import Contestant, add_ratios, cold_warm, import_peer, run_contestants
 
 N_FULL = 1_000_000
 N_QUICK = 20_000
@@ -289,7 +289,7 @@ def gradc_expr_compile_times(name: str, **kw: Any) -> dict[str, Any]:
 
 
 if __name__ == "__main__":  # python -m benchmarks.expr_cases [case] : a quick look at one case
-    from .peers import format_table
+    from .report import format_table
 
     case_name = sys.argv[1] if len(sys.argv) > 1 else "sigmoid_ratio"
     result = run_expr_case(case_name, n=int(os.environ.get("N", N_QUICK)), repeat=5)

@@ -1,7 +1,7 @@
 """MLP training-step benchmarks: loss + every parameter gradient of one batch, float64.
 
 The cases of issue 4; the reference of the ratio column is the hand-written NumPy backprop
-(``gradc.tools.reference``). The contestants and the timing loop live in ``peers.py`` (shared with
+(``gradc.tools.reference``). The contestants and the timing loop are ``gradc.tools.peers`` (shared with
 ``gradc bench SPEC``).
 """
 
@@ -11,7 +11,9 @@ import sys
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from .peers import REFERENCE, format_table, run_mlp_benchmark, target_status
+from gradc.tools.peers import REFERENCE, run_mlp_benchmark
+
+from .report import format_table, target_status
 
 
 def _spec(name: str, sizes: list[int], hidden: str, output: str, loss: str, bias: bool = True) -> dict[str, Any]:
@@ -20,7 +22,7 @@ def _spec(name: str, sizes: list[int], hidden: str, output: str, loss: str, bias
     return {"name": name, "input": sizes[0], "layers": layers, "loss": loss, "l2": 0.0, "dtype": "float64"}
 
 
-#: name -> (spec dict, batch size, issue 4's target for gradc: see peers.target_status).
+#: name -> (spec dict, batch size, issue 4's target for gradc: see report.target_status).
 MLP_CASES: dict[str, tuple[dict[str, Any], int, dict[str, Any]]] = {
     "seed000": (_spec("seed000_cs231n", [1000, 100, 10], "sigmoid", "identity", "sum_squared", bias=False), 64,
                 {"max_ratio": 0.8}),
@@ -42,7 +44,7 @@ def case_label(name: str) -> str:
 def run_mlp_case(name: str, *, contestants: Iterable[str] | None = None, repeat: int = 30, warmup: int = 3,
                  budget_s: float = 60.0, passes: int = 3, gap_s: float = 0.2,
                  progress: Callable[[str], None] | None = None) -> dict[str, Any]:
-    """One MLP case for every contestant (reference first); see :func:`peers.run_mlp_benchmark`."""
+    """One MLP case for every contestant (reference first); see :func:`gradc.tools.peers.run_mlp_benchmark`."""
     spec, batch, target = MLP_CASES[name]
     result = run_mlp_benchmark(spec, batch, contestants=contestants, repeat=repeat, warmup=warmup,
                                budget_s=budget_s, passes=passes, gap_s=gap_s, progress=progress)

@@ -36,14 +36,10 @@ from benchmarks.expr_cases import (  # noqa: E402
     run_expr_case,
 )
 from benchmarks.mlp_cases import MLP_CASES, run_mlp_case  # noqa: E402
-from benchmarks.peers import (  # noqa: E402
-    LABELS,
-    MLP_CONTESTANTS,
-    format_table,
-    gradc_mlp_compile_times,
-    target_status,
-)
+from benchmarks.report import LABELS, format_table, target_status  # noqa: E402
 from gradc.runtime.heap import _retain_freed_memory  # noqa: E402
+from gradc.tools.peers import MLP_CONTESTANTS, gradc_mlp_compile_times  # noqa: E402
+from gradc.tools.timing import blocked  # noqa: E402
 
 CASE_TIMEOUT_S = 1800
 BUSY_LOAD = 0.7  # 1-minute load average above which a warning says the numbers will be noisy
@@ -61,11 +57,10 @@ def thread_env(threads: int | None) -> dict[str, str]:
 
 PACKAGES = ("gradc", "numpy", "numba", "llvmlite", "scipy", "mkl", "sympy", "torch", "jax", "jaxlib", "autograd",
             "pytensor")
-# Samples a contestant takes in a row before the next one's turn. Short blocks let a drift of foreign load
-# hit every contestant alike: tanh1024's gradc/torch ratio over 4-5 full runs of each spread 0.87-1.04
-# in blocks of 10 samples, 0.93-0.99 in blocks of 3 and 0.96-0.98 in blocks of 1 (which cost a 0.2 s
-# pause per sample and contestant).
-BLOCK_SAMPLES = 3
+# A full run's contestants take turns in blocks of about 3 samples (gradc.tools.timing.blocked). Short
+# blocks let a drift of foreign load hit every contestant alike: tanh1024's gradc/torch ratio over 4-5
+# full runs of each spread 0.87-1.04 in blocks of 10 samples, 0.93-0.99 in blocks of 3 and 0.96-0.98 in
+# blocks of 1 (which cost a 0.2 s pause per sample and contestant).
 
 
 # ---------------------------------------------------------------- one case (inside the worker process)
@@ -80,8 +75,7 @@ def run_case(kind: str, name: str, *, quick: bool, repeat: int | None, contestan
         compile_info = gradc_expr_compile_times(name) if kind == "expr" else gradc_mlp_compile_times(
             MLP_CASES[name][0])
     repeat = repeat or (3 if quick else 15 if kind == "expr" else 30)
-    timing = ({"passes": 1, "gap_s": 0.05, "budget_s": 10.0} if quick
-              else {"passes": max(3, repeat // BLOCK_SAMPLES), "gap_s": 0.2})
+    timing = {"passes": 1, "gap_s": 0.05, "budget_s": 10.0} if quick else blocked(repeat)
     if kind == "expr":
         result = run_expr_case(name, n=N_QUICK if quick else N_FULL, contestants=contestants, repeat=repeat,
                                warmup=1 if quick else 2, **timing)

@@ -1,7 +1,9 @@
-"""Smoke test of the benchmark harness (benchmarks/): every expression case, small N, in-process.
+"""Smoke test of the benchmark harness (gradc.tools.timing and .peers, benchmarks/): every expression
+case at small N, an MLP case, in-process.
 
-Only gradc, SymPy lambdify and the hand-fused Numba loops run here (the peers need the `bench`
-extra); the full-size run through benchmarks/run.py is marked slow.
+Only gradc, SymPy lambdify, the hand-fused Numba loops and hand NumPy run here (the peers need the
+`bench` extra; their network is checked through NumPy standing in for a peer library); the full-size
+run through benchmarks/run.py is marked slow.
 """
 
 import json
@@ -16,7 +18,9 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks import expr_cases, peers, timing  # noqa: E402
+from benchmarks import expr_cases, mlp_cases, report  # noqa: E402
+from gradc.frontend.spec import load_spec  # noqa: E402
+from gradc.tools import peers, reference, timing  # noqa: E402
 
 SMOKE = ("gradc", "sympy", "sympy_cse", "hand_numba")
 
@@ -34,7 +38,7 @@ def test_expr_harness_quick_in_process():
             assert r["ms"] > 0 and r["timing"]["samples"] == 2
         assert by_name["hand_numba"]["ratio"] == 1.0
         assert set(by_name["gradc"]["op_counts"]) == {"forward", "backward"}
-    table = peers.format_table(results)
+    table = report.format_table(results)
     assert "hand Numba loop *" in table and "gradc" in table
     # ~9 s warm and ~15 s with cold Numba caches on a loaded 2-core machine; the bound catches a full-size run
     assert time.perf_counter() - started < 60, "the smoke run must stay fast"
@@ -53,7 +57,7 @@ def test_verification_rejects_a_wrong_gradient():
 def test_missing_peer_is_skipped_not_failed(monkeypatch):
     monkeypatch.setitem(sys.modules, "torch", None)  # import torch -> ImportError
     case = expr_cases.CASES["neuron"]
-    records = peers.run_contestants(
+    records = timing.run_contestants(
         ["torch"], lambda n: expr_cases.build_expr_contestant(n, case, case.sample(np.random.default_rng(0), 10)),
         (None, ()), rtol=1e-9, repeat=1, warmup=1, budget_s=1.0)
     assert records[0]["status"] == "skipped"
@@ -66,10 +70,61 @@ def test_time_interleaved_reports_each_function():
     assert out["a"].median_ms < out["b"].median_ms
 
 
+def test_mlp_harness_quick_in_process():
+    result = mlp_cases.run_mlp_case("tiny2", contestants=["gradc", "torch"], repeat=2, warmup=1, passes=1,
+                                    gap_s=0.0, budget_s=2.0)
+    by_name = {r["name"]: r for r in result["contestants"]}
+    assert list(by_name) == ["hand_numpy", "gradc", "torch"]
+    assert by_name["hand_numpy"]["ratio"] == 1.0 and by_name["gradc"]["status"] == "ok"
+    assert by_name["gradc"]["error"] <= result["rtol"] == 1e-6
+    assert set(by_name["gradc"]["op_counts"]) == {"forward", "backward"}
+    assert by_name["torch"]["status"] in ("ok", "skipped")
+    assert "hand NumPy *" in report.format_table([result])
+
+
+def _numpy_ops() -> peers._Ops:
+    """NumPy as a peer library: the activations it is not given come from _Ops' own formulas."""
+    from scipy.special import logsumexp
+
+    return peers._Ops(tanh=np.tanh, exp=np.exp, minimum=np.minimum, maximum=np.maximum, where=np.where,
+                      softplus=lambda z: np.logaddexp(0.0, z), sum=np.sum,
+                      row_sum=lambda x: np.sum(x, axis=1, keepdims=True),
+                      lse_rows=lambda x: logsumexp(x, axis=1), log=np.log)
+
+
+@pytest.mark.parametrize("activation, loss", [
+    ("identity", "mse"), ("sigmoid", "binary_cross_entropy"), ("tanh", "softmax_cross_entropy"),
+    ("relu", "hinge"), ("leaky_relu", "sum_squared"), ("elu", "mse"), ("softplus", "mse"), ("gelu", "mse"),
+    ("silu", "sum_squared")])
+def test_the_peers_network_is_the_reference_loss(activation, loss):
+    """The one network every peer runs (peers._loss_fn over an array library's _Ops) computes the
+    reference's loss, for every activation and loss."""
+    last = "sigmoid" if loss == "binary_cross_entropy" else activation
+    spec = load_spec({"name": "n", "input": 3, "layers": [{"units": 4, "activation": activation},
+                                                          {"units": 2, "activation": last}],
+                      "loss": loss, "l2": 0.01})
+    params, X, Y = peers.make_batch(spec, 5, seed=1)
+    assert list(params) == list(spec.param_shapes())
+    value = peers._loss_fn(spec, _numpy_ops(), 5)([params[k] for k in params], X, Y)
+    np.testing.assert_allclose(value, reference.loss_and_grad(spec, params, X, Y)[0], rtol=1e-12)
+
+
+def test_custom_activations_make_gradc_the_reference():
+    spec = {"name": "c", "input": 2, "layers": [{"units": 3, "activation": "z*tanh(z)"},
+                                                {"units": 1, "activation": "identity"}], "loss": "mse"}
+    result = peers.run_mlp_benchmark(spec, 4, contestants=["gradc", "autograd"], repeat=1, warmup=1, passes=1,
+                                     gap_s=0.0, budget_s=1.0)
+    by_name = {r["name"]: r for r in result["contestants"]}
+    assert result["reference"] == "gradc" and list(by_name) == ["gradc", "hand_numpy", "autograd"]
+    assert by_name["gradc"]["status"] == "ok" and by_name["gradc"]["ratio"] == 1.0
+    assert by_name["hand_numpy"]["status"] == "skipped" and by_name["autograd"]["status"] == "skipped"
+    assert result["notes"] == ["no reference: custom activations have no hand-written backprop; gradc is the baseline"]
+
+
 @pytest.mark.parametrize("kind, name, repeat, passes", [("mlp", "tanh1024", None, 10), ("expr", "neuron", None, 5),
                                                        ("mlp", "tiny2", 4, 3)])
 def test_run_case_times_in_short_blocks(monkeypatch, kind, name, repeat, passes):
-    """A full run interleaves blocks of about 3 samples (run.BLOCK_SAMPLES), never fewer than 3 passes,
+    """A full run interleaves blocks of about 3 samples (timing.BLOCK_SAMPLES), never fewer than 3 passes,
     and says so in the case's JSON."""
     from benchmarks import run
 

@@ -1,8 +1,9 @@
-"""The generic harness: timing (warm-up, median of repeated samples, blocked interleaving),
-verification against a reference, the "verified, then timed" contestant loop, and gradc's
-cold-compile / warm-load measurement in fresh processes.
+"""The benchmark harness, shared by ``gradc bench`` and benchmarks/run.py: timing (warm-up, median of
+repeated samples, blocked interleaving), verification against a reference, the "verified, then timed"
+contestant loop, and gradc's cold-compile / warm-load measurement in fresh processes.
 
-Needs only numpy and the standard library, so ``gradc bench`` can import it unchanged.
+Needs only numpy and the standard library; peer libraries are imported by ``import_peer`` when a
+contestant is built (gradc.tools.peers).
 """
 
 from __future__ import annotations
@@ -21,6 +22,18 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
+
+#: Samples a contestant takes in a row before the next one's turn: short blocks let a drift of foreign load
+#: hit every contestant alike (benchmarks/README.md has the measurements behind 3).
+BLOCK_SAMPLES = 3
+#: Pause before each block, so that the previous contestant's spinning thread pools are idle again.
+GAP_S = 0.2
+
+
+def blocked(repeat: int) -> dict[str, Any]:
+    """:func:`time_interleaved`'s ``passes`` and ``gap_s`` for ``repeat`` samples taken in blocks of about
+    BLOCK_SAMPLES (at least 3 passes), each after a pause of GAP_S."""
+    return {"passes": max(3, repeat // BLOCK_SAMPLES), "gap_s": GAP_S}
 
 
 class VerificationError(AssertionError):
@@ -190,14 +203,19 @@ def verify(got_value: Any, got_grads: Sequence[Any] | Mapping[str, Any], want_va
 # ---------------------------------------------------------------- contestants: verified, then timed
 
 
+def _as_is(result: Any) -> Any:
+    return result
+
+
 @dataclass
 class Contestant:
     """``run()`` is the timed call (it returns only once the result is ready); ``unpack(run())`` gives
-    ``(value, grads)`` as NumPy for verification: grads a dict by parameter name (MLP) or a tuple (expr)."""
+    ``(value, grads)`` as NumPy for verification: grads a dict by parameter name (MLP) or a tuple (expr).
+    ``extra`` is copied into the contestant's record (op counts, BLAS, threads)."""
 
     name: str
     run: Callable[[], Any]
-    unpack: Callable[[Any], tuple[Any, Any]]
+    unpack: Callable[[Any], tuple[Any, Any]] = _as_is
     extra: dict[str, Any] | None = None
 
 
