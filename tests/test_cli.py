@@ -297,9 +297,10 @@ def test_bench_prints_a_checked_table(capsys, spec_file, monkeypatch, tmp_path):
     rows = {line.split("  ")[0]: line for line in out.splitlines()}
     assert "ms/step" in out and "vs hand NumPy" in out
     assert "1.00x" in rows["hand NumPy"] and rows["gradc"].split()[1][0].isdigit()
-    assert "skipped: torch is not installed" in rows["torch"]
-    assert "WRONG: W1" in rows["broken"]
+    assert "skipped: not installed" in rows["torch"]
+    assert "FAILED: wrong result" in rows["broken"] and "W1 differs from the reference" in rows["broken"]
     assert "cold" in out and "warm" in out and "gradc ops: forward" in out
+    assert "note: pip install 'gradc[bench]' installs the peers" in out
     assert f"note: {bench.blas_note(gradc.compile_mlp(spec_file).blas)}" in out
     assert '"baseline": "hand NumPy"' in report_file.read_text()
 

@@ -157,11 +157,13 @@ gradient is not finite (outside the domain) are skipped.""",
         "bench", formatter_class=_FORMAT, help="time a training step: gradc vs hand-written NumPy and peers",
         description="""Time one training step (loss + every parameter gradient) of an MLP spec: gradc's
 loss_and_grad vs a hand-written NumPy backprop (the reference), plus the installed peers: torch
-(eager autograd), JAX (jit(value_and_grad), x64) and autograd; missing ones are skipped with a note.
-Each contestant's loss and gradients are checked against the reference first (rtol 1e-6 in float64,
-1e-3 in float32). Prints milliseconds per step (median of --repeat repeats after --warmup calls) and
-the ratio to hand NumPy, then gradc's cold compile time (empty cache: codegen + Numba compile +
-first call), warm load time (Numba's cache filled) and the generated code's op counts.""",
+(eager autograd), JAX (jit(value_and_grad), x64), autograd and PyTensor (C and Numba modes); missing
+ones are skipped with a note. Each contestant's loss and gradients are checked against the reference
+first (rtol 1e-6 in float64, 1e-3 in float32). The contestants are then timed in turns, blocks of about
+3 repeats each after a short pause, as benchmarks/run.py times them. Prints milliseconds per step
+(median of --repeat repeats after --warmup calls) and the ratio to hand NumPy, then gradc's cold
+compile time (empty cache: codegen + Numba compile + first call) and warm load time (Numba's cache
+filled), each in a fresh process, and the generated code's op counts.""",
         epilog="""examples:
   gradc bench net.yaml
   gradc bench net.yaml --batch 128 --repeat 50 --warmup 5 --peers torch,jax
@@ -172,9 +174,11 @@ first call), warm load time (Numba's cache filled) and the generated code's op c
     bench.add_argument("--warmup", type=int, default=3, help="untimed calls first (default 3)")
     bench.add_argument("--seed", type=int, default=0, help="seed of the parameters and batch (default 0)")
     bench.add_argument("--peers", default="all", metavar="LIST",
-                       help="comma-separated peers (torch, jax, autograd), 'all' (default) or 'none'")
+                       help="comma-separated peers (torch, jax, autograd, pytensor_c, pytensor_numba), "
+                            "'all' (default) or 'none'")
     bench.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
-    bench.add_argument("--json", metavar="FILE", help="also write the full report (all timings) as JSON")
+    bench.add_argument("--json", metavar="FILE",
+                       help="also write the full report (each contestant's median, spread, samples) as JSON")
     return parser
 
 
