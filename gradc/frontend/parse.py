@@ -24,7 +24,7 @@ MAX_AST_NODES = 5_000
 MAX_INT_DIGITS = 100
 MAX_EXPONENT = 1_000
 # Exact numbers above ~10**330 are rejected: SymPy factors radicands and multiplies coefficients
-# eagerly, which gets slow fast (a root of a 4,000-bit integer costs ~0.3 s without gmpy).
+# eagerly, which gets slow fast (roots of big integers especially, without gmpy).
 MAX_NUMBER_BITS = 1_100
 
 _ARITHMETIC = {

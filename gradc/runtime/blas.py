@@ -7,9 +7,8 @@ Every product of a generated step calls `_matmul`, which calls the BLAS routine 
 symbol, `gradc_dgemm` or `gradc_sgemm`, that the module points at a library when it is imported:
 
 * Intel MKL (`libmkl_rt`, from the `mkl` package: `pip install 'gradc[mkl]'`), when it is
-  installed in the running Python's prefix: measured on 2 cores, a 784-256-128-10 b128 relu step
-  took 0.73-0.77 of its time with SciPy's OpenBLAS, a 1024-1024-1024-10 b512 tanh step 0.80-0.84
-  (benchmarks/README, "Large MLPs");
+  installed in the running Python's prefix: its products make the larger MLP steps faster than
+  OpenBLAS's (benchmarks/README);
 * else SciPy's OpenBLAS, the library Numba's own `@` calls.
 
 `GRADC_BLAS=mkl` or `GRADC_BLAS=openblas` in the environment insists on one. The symbols are the

@@ -15,10 +15,9 @@ def _retain_freed_memory(environ=os.environ):
 
     Why: each call returns fresh arrays, and the previous call's are freed. With glibc's defaults that
     memory is unmapped or trimmed, and the next call's arrays fault every page in again, zeroed by the
-    kernel: 3,875 faults a call for (x+σ(y))/(σ(x)+(x+y)²) at 10^6 points (9.5 ms a call, 4.0 ms without
-    them), 6,000-9,000 a step of a 1024-1024-1024-10 b512 MLP (64 ms, 46 without). The setting is the
-    process's, so other code allocating there gains too. Left alone: off glibc, with GRADC_MALLOC_TUNING=0,
-    and when the environment sets glibc's own malloc tunables (MALLOC_*_ or GLIBC_TUNABLES=glibc.malloc.*)."""
+    kernel, which can cost a large call more time than its arithmetic. The setting is the process's, so
+    other code allocating there gains too. Left alone: off glibc, with GRADC_MALLOC_TUNING=0, and when the
+    environment sets glibc's own malloc tunables (MALLOC_*_ or GLIBC_TUNABLES=glibc.malloc.*)."""
     if environ.get("GRADC_MALLOC_TUNING", "1") == "0" or platform.libc_ver()[0] != "glibc":
         return False
     if "glibc.malloc." in environ.get("GLIBC_TUNABLES", "") or any(

@@ -5,13 +5,12 @@ not import gradc), after runtime_blas's: numpy, numba and the standard library. 
 marker is for this file alone.
 
 A step's products run on the BLAS's threads, which spin for a while after each call, waiting for the
-next. Loops on a second pool of threads (Numba's) then fight them for the cores: a 1024-1024-1024-10
-b512 tanh step with its elementwise loops on Numba's OpenMP threads next to OpenBLAS's took 98 ms
-instead of 43. So the loops split across threads only where they and the products share one pool:
-MKL's OpenMP runtime (libiomp5, which also serves the GNU OpenMP calls Numba's OpenMP layer makes),
-made global here. There, the same step's elementwise loops took about half their time (tanh and its
-derivative over 512x1024: 0.56 ms against 0.96 on one thread), and results are bit-identical: each
-element, and each column sum, is computed in the same order.
+next. Loops on a second pool of threads (Numba's) then fight them for the cores, and a large step
+gets much slower than with its loops on one thread. So the loops split across threads only where they
+and the products share one pool: MKL's OpenMP runtime (libiomp5, which also serves the GNU OpenMP
+calls Numba's OpenMP layer makes), made global here. There, a large step's elementwise loops get
+faster than on one thread, and results are bit-identical: each element, and each column sum, is
+computed in the same order.
 
 `GRADC_THREADS=N` insists on N threads for the loops (1: never split).
 """
@@ -29,8 +28,8 @@ import numba as nb
 from numba.core import types
 from numba.extending import intrinsic
 
-#: elements from which a loop splits across threads: a parallel region costs a few microseconds, a
-#: loop over 65,536 elements 50-150 (and a module splits only where a layer has 512 units or more)
+#: elements from which a loop splits across threads: the fixed cost of a parallel region is then small
+#: beside the loop's own (and a module splits only where a layer has 512 units or more)
 _SPLIT_MIN = 1 << 16
 
 

@@ -3,8 +3,7 @@
 A loop that calls libm's exp, tanh or log1p runs one value at a time: LLVM has no vector version of
 the call to substitute (Numba's SVML support needs a patched LLVM that pip's llvmlite lacks). These
 versions are arithmetic, selects and bitcasts, all of which LLVM vectorises, so a kernel's loop
-computes 4 or 8 points per instruction. Measured on 524,288 float64 values in [-5, 5] (one core):
-exp 0.95 ms vs libm's 4.05 ms, tanh 1.06 ms vs 9.04 ms, log1p 0.92 ms vs 8.2 ms. Accuracy against
+computes 4 or 8 points per instruction, several times faster than libm's one at a time. Accuracy against
 NumPy: exp and log1p within 1 ulp over their whole ranges (subnormals included), tanh within 3 ulp;
 NaN, ±inf, overflow and ±0 as NumPy.
 
