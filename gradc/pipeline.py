@@ -1,4 +1,4 @@
-"""The pipeline: lower -> gate rewrites -> reverse mode -> simplify -> emit -> module objects."""
+"""The pipeline: validate -> lower (frontend) -> differentiate (core) -> emit (backend) -> module objects."""
 
 from __future__ import annotations
 
@@ -9,15 +9,14 @@ from typing import Any
 import sympy
 
 from gradc import __version__
-from gradc.backend.expr import ExprProgram, emit_expr_module
+from gradc.backend.expr import emit_expr_module
 from gradc.backend.mlp import emit_mlp_module
 from gradc.backend.printer import content_hash
-from gradc.core import autodiff, ir, passes
-from gradc.core.ir import Node
+from gradc.core.program import Program, differentiate
 from gradc.errors import GradcError
 from gradc.frontend.mlp import lower_mlp
 from gradc.frontend.spec import load_spec
-from gradc.frontend.sympy import lower_exprs
+from gradc.frontend.sympy import lower_program
 from gradc.module import ExprModule, MLPModule
 
 DTYPES = ("float32", "float64")
@@ -56,18 +55,6 @@ def _symbols(value: Any, what: str) -> list[sympy.Symbol]:
     return items
 
 
-def _unused(name: str, symbols: Sequence[sympy.Symbol]) -> str:
-    """An input name no user symbol has (graph inputs are keyed by name)."""
-    taken = {s.name for s in symbols}
-    while name in taken:
-        name += "'"
-    return name
-
-
-def _op_count(nodes: Sequence[Node]) -> int:
-    return sum(1 for n in nodes if n.op not in ("input", "const"))
-
-
 def compile_expr(expr: Any, args: Sequence[sympy.Symbol] | None = None, wrt: Sequence[sympy.Symbol] | None = None,
                  *, name: str = "f", dtype: str = "float64", debug: bool = False) -> ExprModule:
     """Compile a SymPy expression (or a sequence of them) to batched forward and gradient kernels.
@@ -78,19 +65,26 @@ def compile_expr(expr: Any, args: Sequence[sympy.Symbol] | None = None, wrt: Seq
     check after every named intermediate that raises FloatingPointError(naming it, its source
     sub-expression, and the first bad point index).
     """
-    program = expr_program(expr, args, wrt, name=name, dtype=dtype, debug=debug)
-    forward_nodes = ir.topological_order(program.outputs)
-    all_nodes = ir.topological_order([*program.outputs, *program.grads])
-    counts = {"forward": _op_count(forward_nodes), "backward": _op_count(all_nodes) - _op_count(forward_nodes)}
-    source = emit_expr_module(program)
-    return ExprModule(source, counts, program.arg_names, [program.arg_names[k] for k in program.wrt],
-                      len(program.outputs))
+    program = expr_program(expr, args, wrt, name=name, dtype=dtype)
+    exprs, many = _as_exprs(expr)
+    arg_names = [x.name for x in program.inputs]
+    wrt_names = [x.name for x in program.wrt]
+    described = ", ".join(program.origin)
+    source = emit_expr_module(
+        program,
+        source_hash=content_hash(__version__, *(sympy.srepr(e) for e in exprs), repr(arg_names),
+                                 repr([arg_names.index(w) for w in wrt_names]), name, program.dtype, repr(debug)),
+        regenerate=(f"gradc.compile_expr({'[' + described + ']' if many else described}, "
+                    f"args={arg_names}, wrt={wrt_names}, name={name!r}, "
+                    f"dtype={program.dtype!r}{', debug=True' if debug else ''}).write(path)"),
+        debug=debug)
+    return ExprModule(source, program.op_counts(), arg_names, wrt_names, len(program.outputs))
 
 
 def expr_program(expr: Any, args: Sequence[sympy.Symbol] | None = None, wrt: Sequence[sympy.Symbol] | None = None,
-                 *, name: str = "f", dtype: str = "float64", debug: bool = False) -> ExprProgram:
-    """The program `compile_expr` emits (validated, lowered, gate-rewritten, differentiated), before
-    emission: its outputs and gradients are IR that `interpret.evaluate` runs (the tests' oracle)."""
+                 *, name: str = "f", dtype: str = "float64") -> Program:
+    """The program `compile_expr` emits (validated, lowered, differentiated), before emission: its outputs
+    and gradients are IR that `interpret.evaluate` runs (the tests' oracle)."""
     exprs, many = _as_exprs(expr)
     dtype = _check_dtype(dtype)
     if not isinstance(name, str) or not name:
@@ -101,30 +95,7 @@ def expr_program(expr: Any, args: Sequence[sympy.Symbol] | None = None, wrt: Seq
     missing = [s.name for s in wrt_list if s not in arg_list]
     if missing:
         raise GradcError(f"wrt symbol {missing[0]!r} is not one of args ({', '.join(s.name for s in arg_list)})")
-
-    graph, outputs = lower_exprs(exprs, arg_list, dtype)
-    outputs = passes.rewrite(outputs)
-    inputs = [graph.input(s.name) for s in arg_list]
-    cotangents = [graph.input(_unused(f"\x00cotangent{k}", arg_list)) for k in range(len(outputs))] if many else []
-    seeds = cotangents or [graph.const(1.0)]
-    grads = autodiff.backward(outputs, seeds, [graph.input(s.name) for s in wrt_list])
-    rewritten = passes.rewrite([*outputs, *grads])
-    outputs, grads = rewritten[: len(outputs)], rewritten[len(outputs):]
-
-    arg_names = [s.name for s in arg_list]
-    wrt_index = [arg_list.index(s) for s in wrt_list]
-    described = ", ".join(sympy.sstr(e) for e in exprs)
-    return ExprProgram(
-        name=name, arg_names=arg_names, inputs=inputs, outputs=outputs,
-        output_labels=[sympy.sstr(e) for e in exprs], wrt=wrt_index, grads=grads, cotangents=cotangents,
-        dtype=dtype,
-        source_hash=content_hash(__version__, *(sympy.srepr(e) for e in exprs), repr(arg_names),
-                                 repr(wrt_index), name, dtype, repr(debug)),
-        regenerate=(f"gradc.compile_expr({'[' + described + ']' if many else described}, "
-                    f"args={arg_names}, wrt={[s.name for s in wrt_list]}, name={name!r}, "
-                    f"dtype={dtype!r}{', debug=True' if debug else ''}).write(path)"),
-        debug=debug,
-    )
+    return differentiate(lower_program(exprs, arg_list, wrt_list, name=name, dtype=dtype, weighted=many))
 
 
 def compile(target: Any, **kwargs: Any):  # noqa: A001 - the public name is gradc.compile
@@ -144,11 +115,8 @@ def compile_mlp(spec: Any, *, name: str | None = None, debug: bool = False) -> M
     parsed = load_spec(spec)
     if name is not None:
         parsed = load_spec({**parsed.to_dict(), "name": name})
-    program = lower_mlp(parsed)
-    forward = ir.topological_order([program.loss])
-    everything = ir.topological_order([program.loss, *program.grads])
-    counts = {"forward": _op_count(forward), "backward": _op_count(everything) - _op_count(forward)}
+    program = differentiate(lower_mlp(parsed))
     source = emit_mlp_module(program, content_hash(__version__, parsed.fingerprint(), repr(debug)),
                              f"gradc compile SPEC -o OUT.py  (spec fingerprint {parsed.fingerprint()[:16]})",
                              debug)
-    return MLPModule(source, counts, parsed)
+    return MLPModule(source, program.op_counts(), parsed)

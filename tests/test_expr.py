@@ -17,7 +17,7 @@ import pytest
 import sympy as sp
 
 import gradc
-from gradc.core.ops import OPS
+from gradc.backend.forms import FORMS
 
 x, y, z = sp.symbols("x y z", real=True)
 RNG = np.random.default_rng(20240607)
@@ -334,7 +334,7 @@ def test_softplus_is_accurate_across_its_range_and_shares_its_gradients_exp():
     np.testing.assert_allclose(value, np.logaddexp(0.0, us), rtol=4e-16 * 4)
     np.testing.assert_allclose(dx, 1.0 / (1.0 + np.exp(-us)), rtol=4e-16 * 4)
     namespace = {"np": np}   # the op's printed form and σ's, side by side in one function
-    exec(f"def body(u):\n    return {OPS['softplus'].emit.format('u')}, 1.0 / (1.0 + np.exp(-u))", namespace)
+    exec(f"def body(u):\n    return {FORMS['softplus'].emit.format('u')}, 1.0 / (1.0 + np.exp(-u))", namespace)
     kernel = nb.njit(namespace["body"])
     kernel(0.5)
     assert "\n".join(kernel.inspect_llvm().values()).count("call double @llvm.exp.f64(") == 1

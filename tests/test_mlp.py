@@ -295,9 +295,10 @@ def test_ready_arrays_go_straight_to_the_kernel(layers, monkeypatch):
 
 
 def test_an_adjoint_is_overwritten_only_when_nothing_else_reads_it():
-    from gradc.backend.mlp import _in_place, _plan
-    from gradc.pipeline import lower_mlp
-    p = lower_mlp(load_spec(by_activation("tanh").spec()))
+    from gradc.backend.mlp import _in_place, _Network, _plan
+    from gradc.core.program import differentiate
+    from gradc.frontend.mlp import lower_mlp
+    p = _Network(differentiate(lower_mlp(load_spec(by_activation("tanh").spec()))))
     order, naming = _plan([p.loss], p.grads, p)
     names = {id(n): naming.names.get(id(n)) for n in order}
     chosen = {names[k]: helper for k, helper in _in_place(order, naming, [p.loss, *p.grads]).items()}

@@ -27,11 +27,15 @@ import sympy as sp
 
 import gradc
 from gradc import pipeline
+from gradc.backend.forms import FORMS
 from gradc.backend.printer import Naming, Printer, vectorises
 from gradc.core import autodiff, interpret, ir
+from gradc.core.graph import Graph
 from gradc.core.ops import OPS, Op, broadcast
+from gradc.core.program import Meta
 from gradc.errors import UnsupportedError
 from gradc.frontend.mlp import compile_activation
+from gradc.frontend.sympy import SYMPY_OPS
 
 DEFAULT_SHAPE = Op.__dataclass_fields__["shape"].default
 
@@ -192,8 +196,15 @@ def _fd_grad(f: Callable[[np.ndarray], float], a: np.ndarray, h: float = 1e-6) -
 
 
 # elementwise: the default broadcasting shape rule and no attributes (activations carry a program)
-MATRIX = [name for name, r in OPS.items() if r.shape is not DEFAULT_SHAPE or name in MATRIX_ROWS]
-ELEMENTWISE = [name for name in OPS if name not in MATRIX]
+LEAVES = [name for name, r in OPS.items() if r.eval is None]   # input and const: values no statement computes
+MATRIX = [name for name, r in OPS.items()
+          if name not in LEAVES and (r.shape is not DEFAULT_SHAPE or name in MATRIX_ROWS)]
+ELEMENTWISE = [name for name in OPS if name not in MATRIX and name not in LEAVES]
+
+
+def _backward(outputs: list[ir.Node], seeds: list[ir.Node], wrt: list[ir.Node]) -> list[ir.Node]:
+    """Reverse mode over the forward pass of `outputs` (its primal set)."""
+    return autodiff.backward(outputs, seeds, wrt, ir.topological_order(outputs), Meta())
 
 
 def _arity(record: Op) -> int:
@@ -219,6 +230,16 @@ def _row_param(name: str):
 
 
 # -- the table is complete and its domains are usable ---------------------------------------------------
+def test_the_table_holds_its_leaves_and_every_op_has_one_record_per_concern():
+    """input and const are records like any op; every op the backends can meet has a printed form, and
+    every SymPy class the frontend lowers one-to-one names an op of the table."""
+    assert LEAVES == ["input", "const"]
+    assert sorted(set(OPS) - set(LEAVES) - set(FORMS)) == [], "ops without a printed form in backend/forms.py"
+    assert sorted(set(FORMS) - set(OPS)) == [], "printed forms of ops the table does not have"
+    assert sorted(set(SYMPY_OPS.values()) - set(OPS)) == []
+    assert all(isinstance(name, str) and OPS[name].name == name for name in OPS)
+
+
 def test_every_record_has_a_row():
     missing = sorted(set(ELEMENTWISE) - set(ROWS)) + sorted(set(MATRIX) - set(MATRIX_ROWS))
     assert not missing, (f"op records without a test row in tests/test_ops_table.py: {missing}; "
@@ -282,11 +303,11 @@ def test_vjp_matches_finite_differences(name):
     """Every VJP against central differences; a comparison or logic op (a step function of its inputs)
     must pass back exactly zero."""
     record = OPS[name]
-    g = ir.Graph()
+    g = Graph()
     inputs = [g.input(f"a{k}") for k in range(_arity(record))]
     out = g.apply(name, *inputs)
     assert out.op == name, f"building {name} on distinct inputs simplified it to {out!r}"
-    adjoints = autodiff.backward([out], [g.const(1.0)], inputs)
+    adjoints = _backward([out], [g.const(1.0)], inputs)
     points = sample(record, salt=1)
     feed = {f"a{k}": p for k, p in enumerate(points)}
     values = interpret.evaluate(adjoints, feed)
@@ -303,17 +324,17 @@ def test_vjp_matches_finite_differences(name):
 def test_matrix_vjp_matches_finite_differences(name):
     record, row = OPS[name], MATRIX_ROWS[name]
     inputs, attrs = row.sample(_rng(name, 1))
-    g = ir.Graph()
+    g = Graph()
     nodes = [g.input(f"a{k}", shape=v.shape) for k, v in enumerate(inputs)]
     out = g.apply(name, *nodes, **attrs)
     feed = {f"a{k}": v for k, v in enumerate(inputs)}
     if record.vjp is None:
         with pytest.raises(UnsupportedError, match=name):
-            autodiff.backward([out], [g.const(1.0)], nodes[:1])
+            _backward([out], [g.const(1.0)], nodes[:1])
         return
     seed = np.asarray(_rng(name, 2).uniform(0.5, 1.5, np.shape(record.eval(*inputs, **attrs))))
     cotangent = g.input("seed", shape=seed.shape)
-    adjoints = autodiff.backward([out], [cotangent], nodes)
+    adjoints = _backward([out], [cotangent], nodes)
     values = interpret.evaluate(adjoints, {**feed, "seed": seed})
     for k in row.wrt:
         def weighted(v, k=k):
@@ -329,7 +350,7 @@ def test_matrix_vjp_matches_finite_differences(name):
 _WRAPS = ("sub", "add", "mul", "div", "neg")
 
 
-def _compound(g: ir.Graph, kind: str, k: int, value: np.ndarray, feed: dict, boolean: bool) -> ir.Node:
+def _compound(g: Graph, kind: str, k: int, value: np.ndarray, feed: dict, boolean: bool) -> ir.Node:
     p, q = g.input(f"p{k}"), g.input(f"q{k}")
     if boolean:   # a truth value spelled as a comparison
         feed[f"p{k}"], feed[f"q{k}"] = value, np.zeros_like(value)
@@ -351,7 +372,7 @@ def _compound(g: ir.Graph, kind: str, k: int, value: np.ndarray, feed: dict, boo
     return -p
 
 
-def _contexts(g: ir.Graph, node: ir.Node, feed: dict, n: int) -> list[ir.Node]:
+def _contexts(g: Graph, node: ir.Node, feed: dict, n: int) -> list[ir.Node]:
     w = g.input("w")
     feed["w"] = np.linspace(1.5, 2.5, n)
     if node.dtype == "bool":
@@ -376,12 +397,12 @@ def _bool_input(record: Op, k: int) -> bool:
 def test_emitted_text_respects_precedence(name, kind):
     record = OPS[name]
     points = sample(record, n=6, salt=2)
-    g = ir.Graph()
+    g = Graph()
     feed: dict[str, np.ndarray] = {}
     args = [_compound(g, kind, k, v, feed, _bool_input(record, k)) for k, v in enumerate(points)]
     node = g.apply(name, *args)
     exprs = [node, *_contexts(g, node, feed, len(points[0]))]
-    naming = Naming({id(x): x.attr("name") for x in g.inputs}, set())
+    naming = Naming({id(x): x.name for x in ir.topological_order(exprs) if x.is_input}, set(), Meta())
     printer = Printer(naming)
     want = interpret.evaluate(exprs, feed)
     for expr, expected in zip(exprs, want):
@@ -461,12 +482,12 @@ def test_sympy_expression_lowers_to_the_op(name):
     ops = {n.op for n in ir.topological_order([*c.program.outputs, *c.program.grads])}
     assert name in ops, f"{c.expr} did not lower to {name!r} (ops: {sorted(ops)})"
     if ROWS[name].gate:
-        record = OPS[name]
-        if record.note:
-            assert record.note in c.module.source
+        form = FORMS[name]
+        if form.note:
+            assert form.note in c.module.source
         else:
             point_names = [f"{s.name}_i" for s in c.symbols]
-            forms = [t.format(*point_names) for t in (record.emit, record.vector) if isinstance(t, str)]
+            forms = [t.format(*point_names) for t in (form.emit, form.vector) if isinstance(t, str)]
             assert any(form in c.module.source for form in forms)
 
 
@@ -510,10 +531,10 @@ def _runtime_math_scope() -> dict:
 
 def _loop_ir(record: Op) -> tuple[str, ir.Node]:
     """LLVM IR of a loop computing the op's vector form (exp beside it, so the loop has work to vectorise)."""
-    g = ir.Graph()
+    g = Graph()
     args = [g.input(f"x{k}") for k in range(_arity(record))]
     node = g.apply(record.name, *args)
-    text = Printer(Naming({id(x): f"a{k}" for k, x in enumerate(args)}, set()), vector=True).text(node)
+    text = Printer(Naming({id(x): f"a{k}" for k, x in enumerate(args)}, set(), Meta()), vector=True).text(node)
     loads = [f"a{k} = x{k}[np.uint64(i)]" + (" > 0.0" if _bool_input(record, k) else "") for k in range(len(args))]
     params = ", ".join(f"x{k}" for k in range(len(args)))
     source = "\n".join([

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from gradc.core import ir
+from gradc.core.graph import Graph
 from gradc.runtime.vector_math import _exp, _log1p, _tanh
 
 
@@ -131,7 +132,7 @@ def test_loops_that_can_vectorise_get_the_vector_forms_and_others_keep_numpys():
     assert "np.exp(" in scalar and "np.tanh(" in scalar and "_exp(" not in scalar
 def test_negative_integer_powers_keep_the_loop_scalar_and_other_powers_do_not():
     from gradc.backend.printer import vectorises
-    graph = ir.Graph()
+    graph = Graph()
     x, y = graph.input("x"), graph.input("y")
     for exponent, vector in ((-3.0, False), (-64.0, False), (3.0, True), (-0.5, True), (y, True)):
         power = x ** (exponent if isinstance(exponent, ir.Node) else graph.const(exponent))
@@ -139,14 +140,15 @@ def test_negative_integer_powers_keep_the_loop_scalar_and_other_powers_do_not():
 
 
 def test_each_op_with_a_vector_form_names_a_runtime_math_function():
-    """A vector form calls what runtime_math defines (and is printed where the op's scalar form would be)."""
+    """A vector form calls what runtime/vector_math.py defines (and is printed where the op's scalar form
+    would be)."""
+    from gradc.backend.forms import FORMS
     from gradc.backend.names import defined_names
     from gradc.backend.printer import runtime_source
-    from gradc.core.ops import OPS
     defined = defined_names(runtime_source("vector_math"))
-    for record in OPS.values():
-        if record.vector is not None:
+    for name, form in FORMS.items():
+        if form.vector is not None:
             args = ["a", "b", "c"]
-            text = record.vector(args, None) if callable(record.vector) else record.vector.format(*args)
+            text = form.vector(args, None) if callable(form.vector) else form.vector.format(*args)
             called = set(re.findall(r"(_\w+)\(", text))
-            assert called and called <= defined, (record.name, called)
+            assert called and called <= defined, (name, called)

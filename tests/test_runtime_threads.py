@@ -14,9 +14,8 @@ import textwrap
 import numba as nb
 import pytest
 
-from gradc.backend.mlp import _PARALLEL_UNITS, _parallel
-from gradc.frontend.mlp import lower_mlp
-from gradc.frontend.spec import load_spec
+import gradc
+from gradc.backend.mlp import _PARALLEL_UNITS
 from gradc.runtime.blas import _mkl_libraries
 from gradc.runtime.threads import _SPLIT_MIN, _loop_threads, _numba_uses_openmp
 
@@ -54,9 +53,15 @@ def _spec(units: int) -> dict:
 
 
 def test_only_modules_with_wide_layers_are_compiled_able_to_split():
-    wide = _parallel(lower_mlp(load_spec(_spec(_PARALLEL_UNITS))))
-    narrow = _parallel(lower_mlp(load_spec(_spec(_PARALLEL_UNITS - 1))))
-    assert wide.startswith("_PARALLEL = True") and narrow.startswith("_PARALLEL = False")
+    wide = gradc.compile_mlp(_spec(_PARALLEL_UNITS)).source.splitlines()
+    narrow = gradc.compile_mlp(_spec(_PARALLEL_UNITS - 1)).source.splitlines()
+    assert any(line.startswith("_PARALLEL = True") for line in wide)
+    assert any(line.startswith("_PARALLEL = False") for line in narrow)
+    # set above the kernels and helpers whose decorators read it when the module is imported
+    first_def = next(k for k, line in enumerate(wide) if line.startswith("def "))
+    assert next(k for k, line in enumerate(wide) if line.startswith("_PARALLEL = ")) < first_def
+    assert any(line.startswith("def _act_tanh_gate(") for line in wide)
+    assert not any("_gate(" in line for line in narrow)
 
 
 _STEP = textwrap.dedent("""

@@ -4,6 +4,7 @@ process where `import gradc` fails, give the in-process numbers, and are written
 from __future__ import annotations
 
 import ast
+import builtins
 import os
 import subprocess
 import sys
@@ -225,3 +226,176 @@ def test_written_expression_module_has_no_dead_definitions(module, multi):
         assert not _unreferenced(m.source)
     assert "import math" not in module.source
     assert "import math" in gradc.compile_expr(sp.erf(x)).source
+
+
+# -- layout: the user's model first, gradc's support code after a marker line ---------------------------
+_EXPR_RUNTIMES = ("vector_math", "expr", "heap")
+_MLP_RUNTIMES = ("vector_math", "blas", "threads", "mlp", "heap")
+_MLP_SPEC = {"input": 3, "layers": [{"units": 4, "activation": "tanh"}, {"units": 2, "activation": "sigmoid"}],
+             "loss": "softmax_cross_entropy"}
+
+
+def _top_level(source: str) -> list[tuple[int, str]]:
+    """(line, name) of every top-level definition and assignment of a module, in order."""
+    found = []
+    for stmt in ast.parse(source).body:
+        if isinstance(stmt, (ast.FunctionDef, ast.ClassDef)):
+            found.append((stmt.lineno, stmt.name))
+        elif isinstance(stmt, ast.Assign):
+            found += [(stmt.lineno, n.id) for t in stmt.targets for n in ast.walk(t) if isinstance(n, ast.Name)]
+    return found
+
+
+def _layout(source: str) -> tuple[int, list[tuple[int, str]], list[tuple[int, str]]]:
+    """(the support marker's line, the definitions above it, the definitions below it)."""
+    from gradc.backend.printer import SUPPORT_MARKER
+
+    lines = source.splitlines()
+    assert lines.count(SUPPORT_MARKER) == 1, "exactly one support marker line"
+    marker = lines.index(SUPPORT_MARKER) + 1
+    found = _top_level(source)
+    return marker, [d for d in found if d[0] < marker], [d for d in found if d[0] > marker]
+
+
+def _runtime_names(runtimes: tuple[str, ...]) -> set[str]:
+    from gradc.backend.names import defined_names
+    from gradc.backend.printer import runtime_source
+
+    return set().union(*(defined_names(runtime_source(r)) for r in runtimes))
+
+
+def _assert_model_first(source: str, runtimes: tuple[str, ...], kernels: set[str], public: set[str],
+                        constants: set[str]) -> list[str]:
+    """The module opens with its header, imports and constants, then its kernels and public functions;
+    every definition copied from gradc/runtime comes after the marker. Returns the names above it."""
+    marker, above, below = _layout(source)
+    names_above = [name for _, name in above]
+    tree = ast.parse(source)
+    first_def = next(s for s in tree.body if isinstance(s, ast.FunctionDef))
+    assert first_def.name in kernels or first_def.name.startswith("_act_"), first_def.name
+    before_first = [s for s in tree.body if s.lineno < first_def.lineno]
+    assert all(isinstance(s, (ast.Import, ast.ImportFrom, ast.Assign)) for s in before_first)
+    assert {a.name for s in before_first if isinstance(s, ast.Import) for a in s.names} <= {"numpy", "numba", "math"}
+    assert not [s for s in tree.body if isinstance(s, ast.ImportFrom) and s.lineno < marker]
+    assert kernels | public | constants <= set(names_above)
+    runtime = _runtime_names(runtimes)
+    assert not [name for name in names_above if name in runtime and name != "_PARALLEL"], names_above
+    assert {name for _, name in below} <= runtime
+    return names_above
+
+
+def test_written_expression_module_opens_with_its_kernels(module, multi):
+    for m in (module, multi, gradc.compile_expr(sp.erf(x) + sp.atan2(x, y), debug=True)):
+        names = _assert_model_first(m.source, _EXPR_RUNTIMES, {"_forward_kernel", "_value_and_grad_kernel"},
+                                    {"forward", "value_and_grad", "grad"},
+                                    {"ARGS", "WRT", "WRT_INDEX", "OUTPUTS", "SEQUENCE", "DTYPE"})
+        assert names[:6] == ["ARGS", "WRT", "WRT_INDEX", "OUTPUTS", "SEQUENCE", "DTYPE"]
+        assert names[6:] == ["_forward_kernel", "_value_and_grad_kernel", "forward", "value_and_grad", "grad"]
+        # the public functions are one line each around the runtime's helpers
+        tree = ast.parse(m.source)
+        for fn in (s for s in tree.body if isinstance(s, ast.FunctionDef) and s.name in ("forward", "grad")):
+            assert len(fn.body) == 2, ast.unparse(fn)   # docstring, return
+
+
+@pytest.mark.parametrize("spec", [_MLP_SPEC, "examples/seed002_digits.yaml",
+                                  {**_MLP_SPEC, "layers": [{"units": 600, "activation": "tanh"},
+                                                           {"units": 2, "activation": "identity"}]}],
+                         ids=["small", "seed002", "splits"])
+def test_written_mlp_module_opens_with_its_network(spec):
+    if isinstance(spec, str):
+        spec = Path(__file__).parent.parent / spec
+    source = gradc.compile_mlp(spec).source
+    names = _assert_model_first(source, _MLP_RUNTIMES, {"_forward", "_loss", "_loss_and_grad"}, {"loss_and_grad"},
+                                {"PARAM_SHAPES", "PARAM_INITS", "INPUT", "OUTPUT", "LABELS_OK", "DTYPE"})
+    assert names[:7] == ["PARAM_SHAPES", "PARAM_INITS", "INPUT", "OUTPUT", "LABELS_OK", "DTYPE", "_PARALLEL"]
+    assert names[7:10] == ["_forward", "_loss", "_loss_and_grad"] and names[-1] == "loss_and_grad"
+    assert all(name.startswith("_act_") for name in names[10:-1])
+    lines = source.splitlines()
+    assert next(k for k, line in enumerate(lines, 1) if line.startswith("def _forward(")) < 40
+    # the runtime's public functions come after the marker, and the header says where
+    _, _, below = _layout(source)
+    assert {"init_params", "forward", "loss", "sgd_step"} <= {name for _, name in below}
+    assert "support code" in "\n".join(lines[:8])
+
+
+def test_support_code_keeps_every_import_time_statement_after_what_it_needs():
+    """Support code follows the kernels; what runs at import (decorators, `_retain_freed_memory()`, the
+    BLAS binding, `@overload(_load)`) still finds every name it reads defined above it."""
+    for source in (gradc.compile_mlp(_MLP_SPEC).source, gradc.compile_expr(EXPR, args=[x, y, w]).source):
+        tree = ast.parse(source)
+        bound = set(dir(builtins))
+        for stmt in tree.body:
+            at_import = ([*stmt.decorator_list, *stmt.args.defaults, *filter(None, stmt.args.kw_defaults)]
+                         if isinstance(stmt, ast.FunctionDef)
+                         else [*stmt.decorator_list, *stmt.bases, *stmt.body] if isinstance(stmt, ast.ClassDef)
+                         else [] if isinstance(stmt, (ast.Import, ast.ImportFrom)) else [stmt])
+            for part in at_import:
+                read = {n.id for n in ast.walk(part) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
+                assert read <= bound, (ast.unparse(part)[:80], read - bound)
+            if isinstance(stmt, (ast.FunctionDef, ast.ClassDef)):
+                bound.add(stmt.name)
+            elif isinstance(stmt, (ast.Import, ast.ImportFrom)):
+                bound |= {a.asname or a.name.split(".")[0] for a in stmt.names}
+            else:
+                bound |= {n.id for n in ast.walk(stmt) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
+
+
+_BLOCKED_MLP_RUN = _BLOCKED_RUN.split("import numpy as np")[0] + textwrap.dedent("""
+    import numpy as np
+    path, out = sys.argv[1], sys.argv[2]
+    spec = importlib.util.spec_from_file_location("standalone_mlp", path)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod
+    spec.loader.exec_module(mod)
+    X = np.linspace(-1.0, 1.0, 15).reshape(5, 3)
+    labels = np.array([0, 1, 1, 0, 1])
+    params = mod.init_params(3)
+    value, grads = mod.loss_and_grad(params, X, labels)
+    results = [mod.forward(params, X), np.array(mod.loss(params, X, labels)), np.array(value),
+               *(grads[k] for k in mod.PARAM_SHAPES), np.array(mod.sgd_step(params, X, labels, 0.5)),
+               *(params[k] for k in mod.PARAM_SHAPES)]
+    try:
+        mod.sgd_step({**params, "W1": params["W1"].astype(int)}, X, labels, 0.5)
+    except ValueError as exc:
+        message = str(exc)
+    np.savez(out, *results, message=np.array(message))
+    assert not [m for m in sys.modules if m == "gradc" or m.startswith("gradc.")]
+    print("ok")
+""")
+
+
+def test_written_mlp_module_runs_without_gradc(tmp_path):
+    """Its public functions, written with the kernels (loss_and_grad) or copied from the runtime (the
+    others), give the in-process numbers and messages in a process that cannot import gradc."""
+    net = gradc.compile_mlp(_MLP_SPEC)
+    path = net.write(tmp_path / "net.py")
+    out = tmp_path / "mlp.npz"
+    done = subprocess.run([sys.executable, "-c", _BLOCKED_MLP_RUN, str(path), str(out)], capture_output=True,
+                          text=True, timeout=300, cwd=tmp_path, env={**os.environ, "PYTHONPATH": ""})
+    assert done.returncode == 0, done.stderr[-3000:]
+    got = np.load(out)
+    X = np.linspace(-1.0, 1.0, 15).reshape(5, 3)
+    labels = np.array([0, 1, 1, 0, 1])
+    params = net.init_params(3)
+    value, grads = net.loss_and_grad(params, X, labels)
+    want = [net.forward(params, X), net.loss(params, X, labels), value, *grads.values(),
+            net.sgd_step(params, X, labels, 0.5), *params.values()]
+    for k, expected in enumerate(want):
+        np.testing.assert_array_equal(got[f"arr_{k}"], expected)
+    assert str(got["message"]) == ("sgd_step updates params in place: param W1 must be a float ndarray, "
+                                   "got int64")
+
+
+def test_argument_names_cannot_shadow_what_the_public_functions_call():
+    """The generated bodies call the runtime's `_values`/`_values_and_grads`: arguments named like them
+    (or like the constants those read) are renamed, and the numbers stay right."""
+    names = ["_values", "_values_and_grads", "_shaped", "SEQUENCE", "ARGS", "OUTPUTS"]
+    syms = [sp.Symbol(n, real=True) for n in names]
+    m = gradc.compile_expr([sum((k + 1) * s for k, s in enumerate(syms)), syms[0] * syms[3]], args=syms)
+    points = [np.full(3, k + 1.0) for k in range(len(syms))]
+    (total, product), grads = m.value_and_grad(*points, cotangents=[1.0, 2.0])
+    np.testing.assert_array_equal(total, np.full(3, sum((k + 1) * (k + 1.0) for k in range(len(syms)))))
+    np.testing.assert_array_equal(product, np.full(3, 4.0))
+    np.testing.assert_array_equal(grads[0], np.full(3, 1.0 + 2.0 * 4.0))
+    np.testing.assert_array_equal(m.grad(*points)[3], np.full(3, 4.0 + 1.0))
+    np.testing.assert_array_equal(m.forward(*points)[1], product)

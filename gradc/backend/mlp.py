@@ -13,6 +13,7 @@ from gradc.backend.printer import (
     debug_message,
     header,
     literal,
+    module_source,
     plan_names,
     runtime_source,
     statements,
@@ -21,7 +22,8 @@ from gradc.backend.printer import (
 )
 from gradc.core import ir
 from gradc.core.ir import Node
-from gradc.frontend.mlp import Activation, MLPProgram
+from gradc.core.program import Meta, Program
+from gradc.frontend.mlp import Activation, activations
 
 _DECORATOR = '@nb.njit(cache=True, error_model="numpy", nogil=True)'
 
@@ -31,7 +33,7 @@ def _activation_helpers(act: Activation, split: bool) -> list[str]:
     the module's loops may `split` across threads, `_act_x_both` calls `_act_x_gate(z_k)` -> (h, h') at
     each point from a loop over threads or from a plain one (see _split)."""
     z = act.h.graph.input("z")
-    naming = plan_names([act.h], [act.dh], Namer(), {id(z): "z_k"}, {})
+    naming = plan_names([act.h], [act.dh], Namer(), act.program.meta, {id(z): "z_k"}, {})
 
     def body(outputs: Sequence[Node], indent: str) -> tuple[list[str], list[str]]:
         """The statements computing `outputs` at one point, and the outputs' texts."""
@@ -90,13 +92,29 @@ def _fuse_activations(order: Sequence[Node], naming: Naming) -> tuple[dict[int, 
         d = derivs.get((id(node.inputs[0]), node.attr("fn"))) if node.op == "act" else None
         if d is not None:
             h, dh, z = naming.names[id(node)], naming.names[id(d)], naming.names[id(node.inputs[0])]
-            fused[id(node)] = f"{h}, {dh} = {node.attr('fn').helper}_both({z})  # {node.label} and its derivative"
+            label = naming.meta.describe(node)
+            fused[id(node)] = f"{h}, {dh} = {node.attr('fn').helper}_both({z})  # {label} and its derivative"
             covered.add(id(d))
     return fused, covered
 
 
-def _check(node: Node, name: str) -> str:
-    return f"_check_finite({name}, {debug_message(node, name)})"
+def _check(node: Node, name: str, meta: Meta, where: str = "") -> str:
+    return f"_check_finite({name}, {debug_message(node, name, meta, where)})"
+
+
+class _Network:
+    """What the MLP backend reads of a program: the spec it came from, the parameters by name (its `wrt`),
+    X and Y, the last layer's activations and the loss (its outputs), the activation helpers."""
+
+    def __init__(self, program: Program):
+        self.spec = program.origin
+        self.meta = program.meta
+        self.params = {x.name: x for x in program.wrt}
+        self.X, self.Y = program.input("X"), program.input("Y")
+        self.output, self.loss = program.outputs
+        self.grads = program.grads
+        self.activations = activations(program)
+        self.inits = self.spec.param_inits()
 
 
 def _in_place(order: Sequence[Node], naming: Naming, results: Sequence[Node]) -> dict[int, str]:
@@ -104,9 +122,7 @@ def _in_place(order: Sequence[Node], naming: Naming, results: Sequence[Node]) ->
     the fresh product it follows (`_add_bias(_matmul(X, W1), b1)`), and an activation's adjoint times its
     derivative written over that adjoint (`_times_into(d_h1, dh1)`) when nothing else reads the
     adjoint. Why: a step's other fresh buffers are cold in cache, and filling one costs a pass of
-    memory traffic (a 128x256 multiply: 10 µs in a tight loop that reuses its hot output block, 35 µs
-    into a fresh block, 55 µs as `d_z1 = d_h1 * dh1` in relu784's step). Whole steps, interleaved A/B:
-    relu784 0.974, tanh1024 0.972, seed002 0.971, tiny2 0.943, seed000 1.01."""
+    memory traffic, several times what the same multiply costs into a buffer that is already hot."""
     readers = ir.use_counts(order)
     for x in results:   # a returned value is read too
         readers[id(x)] = readers.get(id(x), 0) + 1
@@ -115,9 +131,9 @@ def _in_place(order: Sequence[Node], naming: Naming, results: Sequence[Node]) ->
         if id(node) not in naming.names or id(node) in naming.accumulates or len(node.inputs) != 2:
             continue
         first, second = node.inputs
-        if first.op in ("input", "const") or readers[id(first)] != 1:   # not a fresh array read only here
+        if first.is_leaf or readers[id(first)] != 1:   # not a fresh array read only here
             continue
-        if node.op == "add" and first.op == "matmul" and second.op == "input" and len(second.shape) == 1:
+        if node.op == "add" and first.op == "matmul" and second.is_input and len(second.shape) == 1:
             chosen[id(node)] = "_add_bias"
         elif node.op == "mul" and second.op == "act_deriv":
             chosen[id(node)] = "_times_into"
@@ -158,7 +174,7 @@ def _wrapped(opening: str, items: list[str], closing: str, sep: str = ", ", widt
     return "\n".join([*lines, line])
 
 
-def _shape_guard(params: list[str], p: MLPProgram) -> list[str]:
+def _shape_guard(params: list[str], p: _Network) -> list[str]:
     """The kernel's first statement: a ValueError unless every array has its shape (the dispatcher has
     checked dtypes, ranks and layouts; the public functions catch this and say which array is wrong)."""
     tests = [f"X.shape[1] == {p.spec.input}"]
@@ -169,11 +185,11 @@ def _shape_guard(params: list[str], p: MLPProgram) -> list[str]:
             '        raise ValueError("an array\'s shape does not fit the network")']
 
 
-def _plan(outputs: list[Node], backward: list[Node], p: MLPProgram) -> tuple[list[Node], Naming]:
+def _plan(outputs: list[Node], backward: list[Node], p: _Network) -> tuple[list[Node], Naming]:
     """The statements' order (backward from the last layer) and the names of the values they compute."""
     inputs = {id(p.X): "X", id(p.Y): "Y", **{id(n): k for k, n in p.params.items()}}
     namer = Namer({"X", "Y", *p.params, *(a.helper for a in p.activations)})
-    naming = plan_names(outputs, backward, namer, inputs, {}, stage_all=False)
+    naming = plan_names(outputs, backward, namer, p.meta, inputs, {}, stage_all=False)
     order = ir.topological_order([*outputs, *reversed(backward)])
     for node in order:   # an activation's derivative is computed with it, so it needs a name
         if node.op == "act_deriv" and id(node) not in naming.names:
@@ -182,91 +198,78 @@ def _plan(outputs: list[Node], backward: list[Node], p: MLPProgram) -> tuple[lis
 
 
 def _function(name: str, doc: str, params: list[str], outputs: list[Node], backward: list[Node],
-              p: MLPProgram, debug: bool) -> list[str]:
+              p: _Network, debug: bool) -> list[str]:
     order, naming = _plan(outputs, backward, p)
     fused, covered = _fuse_activations(order, naming)
     printer = _TypedPrinter(naming, _in_place(order, naming, [*outputs, *backward]))
     body = []
     forward_ids = {id(n) for n in ir.topological_order(outputs)}
     for node in order:
-        if node.op in ("input", "const") or id(node) not in naming.names or id(node) in covered:
+        if node.is_leaf or id(node) not in naming.names or id(node) in covered:
             continue
         if backward and id(node) not in forward_ids and not any(b.startswith("# backward") for b in body):
             body.append("# backward: adjoints of the loss")
         body.append(fused.get(id(node)) or printer.statement(node))
         if debug:
-            body.append(_check(node, naming.names[id(node)]))
+            body.append(_check(node, naming.names[id(node)], p.meta))
             if id(node) in fused:
                 d = next(n for n in order if id(n) in covered and n.inputs[0] is node.inputs[0])
-                d.label = d.label or f"derivative of {node.label}"
-                body.append(_check(d, naming.names[id(d)]))
+                where = p.meta.describe(d) or f"derivative of {p.meta.describe(node)}"
+                body.append(_check(d, naming.names[id(d)], p.meta, where))
     values = [printer.text(n) for n in [*outputs, *backward]]
     return [_DECORATOR, f"def {name}({', '.join(params)}):", f'    """{doc}"""', *_shape_guard(params, p),
             *("    " + line for line in body), f"    return {', '.join(values)}"]
 
 
-def _wrappers(p: MLPProgram) -> str:
+def _constants(p: _Network) -> str:
+    """The module's constants, which its public functions and the runtime's read."""
     labels_ok = p.spec.loss in ("softmax_cross_entropy", "hinge")
-    # gradients unpacked by name into a dict display: 0.5 µs faster than dict(zip(...)) over a list,
-    # which a 2-16-1 step (12 µs) feels
+    shapes = ", ".join(f"{k!r}: {tuple(n.shape)!r}" for k, n in p.params.items())
+    return "\n".join([
+        f"PARAM_SHAPES = {{{shapes}}}",
+        f"PARAM_INITS = {p.inits!r}",
+        f"INPUT, OUTPUT = {p.spec.input}, {p.spec.layers[-1].units}",
+        f"LABELS_OK = {labels_ok}   # Y may be integer class labels of shape (N,)",
+        f"DTYPE = np.dtype({p.spec.dtype!r})",
+    ])
+
+
+#: public functions of every MLP module whose code is the runtime's (gradc/runtime/mlp.py)
+_RUNTIME_API = ("init_params", "forward", "loss", "sgd_step")
+
+
+def _wrappers(p: _Network) -> str:
+    """The public function whose code depends on the network: loss_and_grad (the others are the runtime's)."""
+    # gradients unpacked by name into a dict display: faster than dict(zip(...)) over a list, which a
+    # small step, mostly call overhead, feels
     names = ["value", *(f"d_{k}" for k in p.params)]
     unpack = f"    {', '.join(names)} = out"
     unpack = unpack if len(unpack) <= 110 else _wrapped("    (", names, ") = out")
     # Numba returns the loss as a Python float already (a float32 one too): no float() on the hot path
     grads = _wrapped("    return value, {", [f"{k!r}: d_{k}" for k in p.params], "}")
-    return f'''PARAM_SHAPES = {{{", ".join(f"{k!r}: {tuple(n.shape)!r}" for k, n in p.params.items())}}}
-PARAM_INITS = {p.inits!r}
-INPUT, OUTPUT = {p.spec.input}, {p.spec.layers[-1].units}
-LABELS_OK = {labels_ok}   # Y may be integer class labels of shape (N,)
-DTYPE = np.dtype({p.spec.dtype!r})
-
-
-def init_params(seed=0):
-    """Fresh parameters keyed like PARAM_SHAPES (weights by each layer's init rule, zero biases)."""
-    return _init(PARAM_SHAPES, PARAM_INITS, seed, DTYPE)
-
-
-def forward(params, X):
-    """The last layer's activations for X of shape (N, INPUT)."""
-    return _run(_forward, params, (X,), PARAM_SHAPES, INPUT, OUTPUT, DTYPE, LABELS_OK)
-
-
-def loss(params, X, Y):
-    """The loss (a float) of a batch."""
-    return _run(_loss, params, (X, Y), PARAM_SHAPES, INPUT, OUTPUT, DTYPE, LABELS_OK)
-
-
-def loss_and_grad(params, X, Y):
+    return f'''def loss_and_grad(params, X, Y):
     """(loss, gradients keyed and shaped like params) of a batch."""
     out = _run(_loss_and_grad, params, (X, Y), PARAM_SHAPES, INPUT, OUTPUT, DTYPE, LABELS_OK)
 {unpack}
 {grads}
 
 
-def sgd_step(params, X, Y, lr):
-    """One step of gradient descent on params, in place; returns the loss before the step."""
-    value, grads = loss_and_grad(params, X, Y)
-    for name in grads:   # check them all before changing any
-        if not isinstance(params[name], np.ndarray) or params[name].dtype.kind != "f":
-            raise ValueError(f"sgd_step updates params in place: param {{name}} must be a float ndarray,"
-                             f" got {{getattr(params[name], 'dtype', type(params[name]).__name__)}}")
-    for name, g in grads.items():
-        params[name] -= lr * g
-    return value
+# {", ".join(_RUNTIME_API[:-1])} and {_RUNTIME_API[-1]} are the same for every network: they are in the
+# support code below, and read the constants above.
 '''
 
 
 #: units from which a layer's elementwise loops are compiled able to split across threads: it costs
-#: ~1.5 s of compile time, and pays from arrays of ~65,536 elements (a batch of 128 at 512 units)
+#: compile time, and pays only on arrays of runtime_threads' _SPLIT_MIN elements (a batch of 128 at this width)
 _PARALLEL_UNITS = 512
 
 
-def _splits(p: MLPProgram) -> bool:
+def _splits(p: _Network) -> bool:
     """Whether the module's loops are compiled able to split across threads (Numba's parallel=True)."""
     return max(layer.units for layer in p.spec.layers) >= _PARALLEL_UNITS
 
 
-def _parallel(p: MLPProgram) -> str:
+def _parallel(p: _Network) -> str:
     """The `_PARALLEL` line of a module (see `_splits`)."""
     widest = max(layer.units for layer in p.spec.layers)
     if _splits(p):
@@ -274,8 +277,10 @@ def _parallel(p: MLPProgram) -> str:
     return f"_PARALLEL = False   # layers of {widest} units at most: loops run on one thread\n"
 
 
-def emit_mlp_module(p: MLPProgram, source_hash: str, regenerate: str, debug: bool = False) -> str:
-    """The standalone module's source text."""
+def emit_mlp_module(program: Program, source_hash: str, regenerate: str, debug: bool = False) -> str:
+    """The standalone module's source text: the header, the constants, the network's kernels, its
+    activations' loops and loss_and_grad, then the support code they use (`module_source`)."""
+    p = _Network(program)
     names = list(p.params)
     layers = [f"layer {i}: {layer.units} units, {layer.activation}"
               + (f" = {layer.formula}" if layer.activation == "custom" else "")
@@ -283,18 +288,17 @@ def emit_mlp_module(p: MLPProgram, source_hash: str, regenerate: str, debug: boo
               for i, layer in enumerate(p.spec.layers, 1)]
     described = [f"input {p.spec.input}", *layers, f"loss {p.spec.loss}, l2 {p.spec.l2}, {p.spec.dtype}"]
     split = _splits(p)
-    helpers = [line for act in p.activations for line in [*_activation_helpers(act, split), "", ""]]
-    parts = [
+    kernels = "\n\n\n".join([
         "\n".join(_function("_forward", "X -> the last layer's activations.", ["X", *names], [p.output], [], p,
-                            debug)), "", "",
-        "\n".join(_function("_loss", "(X, Y) -> loss.", ["X", "Y", *names], [p.loss], [], p, debug)), "", "",
+                            debug)),
+        "\n".join(_function("_loss", "(X, Y) -> loss.", ["X", "Y", *names], [p.loss], [], p, debug)),
         "\n".join(_function("_loss_and_grad", "(X, Y) -> (loss, *gradients in PARAM_SHAPES order).",
-                            ["X", "Y", *names], [p.loss], p.grads, p, debug)), "", "",
-        _wrappers(p),
-    ]
-    code = "\n".join(parts)
-    support = [runtime_source("vector_math"), _parallel(p), runtime_source("blas"),
-               runtime_source("threads"), runtime_source("mlp"), "\n".join(helpers),
-               runtime_source("heap")]
-    runtime = used_runtime(support, code).rstrip("\n")   # only what `code` calls
-    return "\n".join([header(f"MLP {p.spec.name}", source_hash, regenerate, described), runtime, "", "", code])
+                            ["X", "Y", *names], [p.loss], p.grads, p, debug)),
+    ])
+    helpers = "\n".join(line for act in p.activations for line in [*_activation_helpers(act, split), "", ""])
+    helpers = used_runtime([helpers], kernels)[2]   # the activations' loops the kernels call
+    code = "\n\n\n".join(part.strip("\n") for part in [kernels, helpers, _wrappers(p)] if part)
+    support = [runtime_source("vector_math"), runtime_source("blas"), runtime_source("threads"),
+               runtime_source("mlp"), runtime_source("heap")]
+    return module_source(header(f"MLP {p.spec.name}", source_hash, regenerate, described), _constants(p), code,
+                         support, roots=_RUNTIME_API, settings=_parallel(p))

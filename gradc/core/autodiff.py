@@ -9,11 +9,15 @@ VJP rules (arity, unbroadcast, accumulation) is checked here and nowhere else.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from gradc.core import ir
 from gradc.core.ir import Node
 from gradc.core.ops import OPS
 from gradc.errors import UnsupportedError
+
+if TYPE_CHECKING:
+    from gradc.core.program import Meta
 
 
 def _depends_on(order: Sequence[Node], wrt: Sequence[Node]) -> set[int]:
@@ -36,58 +40,62 @@ def unbroadcast(adjoint: Node, shape: tuple) -> Node:
     return ir.call("sum", adjoint, axes=axes, keep_shape=shape)
 
 
-def backward(outputs: Sequence[Node], seeds: Sequence[Node], wrt: Sequence[Node]) -> list[Node]:
+def backward(outputs: Sequence[Node], seeds: Sequence[Node], wrt: Sequence[Node], primal: Sequence[Node],
+             meta: Meta) -> list[Node]:
     """Adjoints of `wrt` for the scalar-valued Σ_k seeds[k]·outputs[k] (summed over all points).
 
+    `primal` is the forward pass (the nodes the outputs are computed from): a node the backward pass
+    builds that is one of them keeps its forward meaning; every other node it builds is recorded in
+    `meta` as part of an adjoint (`adjoint_of`) or as made by a VJP rule (`via`).
     Returns one node per `wrt` entry; a zero constant where the outputs do not depend on it.
     Raises UnsupportedError naming the op (and its source expression) that has no derivative rule.
     """
     order = ir.topological_order(outputs)
     live = _depends_on(order, wrt)
-    primal = {id(n) for n in outputs[0].graph.nodes()} if outputs else set()
+    forward = {id(n) for n in primal}
     adjoints: dict[int, Node] = {}
     for out, seed in zip(outputs, seeds):
         if id(out) in live:
-            _accumulate(adjoints, out, seed, primal)
+            _accumulate(adjoints, out, seed, forward, meta)
     for node in reversed(order):
         g = adjoints.get(id(node))
-        if g is None or node.op in ("input", "const"):
+        if g is None or node.is_leaf:
             continue
         record = OPS[node.op]
         if record.vjp is None:
-            raise UnsupportedError(f"gradc cannot differentiate {node.op!r} (in {node.label or node!r})")
+            raise UnsupportedError(f"gradc cannot differentiate {node.op!r} (in {meta.labels.get(node) or node!r})")
         contributions = record.vjp(g, node, *node.inputs, **dict(node.attrs))
         if len(contributions) != len(node.inputs):
             raise AssertionError(f"VJP of {node.op!r} returned {len(contributions)} adjoints for "
                                  f"{len(node.inputs)} inputs")
         # reduced to each input's shape first, so a bias's batch sum is also marked as this node's
         reduced = [None if c is None else unbroadcast(c, x.shape) for x, c in zip(node.inputs, contributions)]
-        _mark_made_by(node, [c for c in reduced if c is not None], primal)
+        _mark_made_by(node, [c for c in reduced if c is not None], forward, meta)
         for x, c in zip(node.inputs, reduced):
             if c is not None and id(x) in live:
-                _accumulate(adjoints, x, c, primal)
+                _accumulate(adjoints, x, c, forward, meta)
     zero = wrt[0].graph.const(0.0) if wrt else None
     return [adjoints.get(id(x), zero) for x in wrt]
 
 
-def _mark_made_by(node: Node, contributions: list[Node], primal: set[int]) -> None:
+def _mark_made_by(node: Node, contributions: list[Node], forward: set[int], meta: Meta) -> None:
     """Record `node` as the origin (`via`) of every node its VJP rule built: the contributions and the
     helpers under them (a comparison, a shared denominator), so each backward statement can say where it
-    comes from. Stops at forward values, inputs, constants, earlier rules' nodes and adjoint totals."""
+    comes from. Stops at forward values, leaves, earlier rules' nodes and adjoint totals."""
     stack = list(contributions)
     while stack:
         n = stack.pop()
-        if n.via is not None or n.adjoint_of is not None or id(n) in primal or n.op in ("input", "const"):
+        if n in meta.via or n in meta.adjoint_of or id(n) in forward or n.is_leaf:
             continue
-        n.via = node
+        meta.via[n] = node
         stack.extend(n.inputs)
 
 
-def _accumulate(adjoints: dict[int, Node], target: Node, contribution: Node, primal: set[int]) -> None:
+def _accumulate(adjoints: dict[int, Node], target: Node, contribution: Node, forward: set[int], meta: Meta) -> None:
     """adjoint(target) += contribution, recording which primal each partial sum belongs to (only on
     nodes the backward pass made: a forward value that happens to equal an adjoint keeps its name)."""
     previous = adjoints.get(id(target))
     total = contribution if previous is None else previous + contribution
-    if total.adjoint_of is None and id(total) not in primal and not total.is_const:
-        total.adjoint_of = target
+    if total not in meta.adjoint_of and id(total) not in forward and not total.is_const:
+        meta.adjoint_of[total] = target
     adjoints[id(target)] = total

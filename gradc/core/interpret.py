@@ -16,9 +16,9 @@ def evaluate(outputs: Sequence[Node], inputs: Mapping[str, np.ndarray]) -> list[
     values: dict[int, np.ndarray] = {}
     with np.errstate(all="ignore"):   # inf/nan propagate as they do in the compiled kernels
         for node in ir.topological_order(outputs):
-            if node.op == "input":
-                values[id(node)] = np.asarray(inputs[node.attr("name")], dtype=node.dtype)
-            elif node.op == "const":
+            if node.is_input:
+                values[id(node)] = np.asarray(inputs[node.name], dtype=node.dtype)
+            elif node.is_const:
                 values[id(node)] = np.asarray(node.value, dtype=node.dtype)
             else:
                 args = [values[id(x)] for x in node.inputs]

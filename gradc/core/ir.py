@@ -1,24 +1,27 @@
-"""The IR: a DAG of `Node`s owned by a `Graph` that hash-conses them.
+"""The IR's values: immutable `Node`s, built by a `Graph` (core/graph.py) that hash-conses them.
 
-Every node is built through `Graph.apply`, which folds constants, applies the op's algebraic
-simplifications and returns an existing node when an identical one exists (so common
-sub-expressions are shared as they are built: CSE is a property of the builder). Nodes overload
-the arithmetic operators, so derivative rules in `ops.py` read like the math they stand for.
+A node is its op, its inputs, its attributes, its shape and dtype, and nothing else: what a node
+means to a reader (the source sub-expression it computes, the name a frontend gives it, the value
+whose adjoint it holds) lives in the side tables of the program that uses it (core/program.py),
+so a node shared by two programs, or by two uses in one, carries no state either could change.
+
+Nodes overload the arithmetic operators and this module has a builder per op without one, so
+derivative rules (core/ops.py) read like the math they stand for.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
+if TYPE_CHECKING:
+    from gradc.core.graph import Graph
 
 
-@dataclass(eq=False, repr=False)
+@dataclass(frozen=True, eq=False, repr=False, slots=True)
 class Node:
-    """One value of the program. Identity is by object; `Graph.apply` guarantees uniqueness."""
+    """One value of a program. Identity is by object; `Graph.apply` guarantees uniqueness."""
 
     graph: Graph
     op: str
@@ -26,10 +29,6 @@ class Node:
     attrs: tuple[tuple[str, Any], ...]
     shape: tuple[Any, ...]
     dtype: str
-    label: str = ""          # provenance: the SymPy sub-expression or layer this value came from
-    adjoint_of: Node | None = None   # set on nodes that hold (part of) the adjoint of another node
-    hint: str = ""           # preferred name stem for emitted code
-    via: Node | None = None  # on backward nodes: the forward node whose VJP made it
 
     def attr(self, key: str, default: Any = None) -> Any:
         return dict(self.attrs).get(key, default)
@@ -39,15 +38,29 @@ class Node:
         return self.op == "const"
 
     @property
+    def is_input(self) -> bool:
+        return self.op == "input"
+
+    @property
+    def is_leaf(self) -> bool:
+        """An input or a constant: a value no statement computes."""
+        return not self.inputs
+
+    @property
     def value(self) -> float:
         """The number held by a `const` node."""
         return self.attr("value")
 
+    @property
+    def name(self) -> str:
+        """The name of an `input` node."""
+        return self.attr("name")
+
     def __repr__(self) -> str:
         if self.is_const:
             return f"const({self.value})"
-        if self.op == "input":
-            return f"input({self.attr('name')})"
+        if self.is_input:
+            return f"input({self.name})"
         return f"{self.op}({', '.join(map(repr, self.inputs))})"
 
     # Arithmetic builds nodes, so VJP rules are written as formulas over nodes.
@@ -64,58 +77,6 @@ class Node:
     def __rtruediv__(self, o): return self.graph.apply("div", self._lift(o), self)
     def __pow__(self, o): return self.graph.apply("pow", self, self._lift(o))
     def __neg__(self): return self.graph.apply("neg", self)
-
-
-@dataclass
-class Graph:
-    """Owner and builder of nodes. `dtype` is the floating type of every real-valued node."""
-
-    dtype: str = "float64"
-    _table: dict[tuple, Node] = field(default_factory=dict)
-    inputs: list[Node] = field(default_factory=list)
-
-    def nodes(self) -> list[Node]:
-        """Every node built so far."""
-        return list(self._table.values())
-
-    def input(self, name: str, shape: tuple = (), label: str = "") -> Node:
-        """A named program input (a SymPy symbol, a weight matrix, ...)."""
-        key = ("input", name)
-        if key not in self._table:
-            node = Node(self, "input", (), (("name", name),), shape, self.dtype, label or name, hint=name)
-            self._table[key] = node
-            self.inputs.append(node)
-        return self._table[key]
-
-    def const(self, value: float) -> Node:
-        value = float(value)
-        key = ("const", value if not math.isnan(value) else "nan")
-        if key not in self._table:
-            self._table[key] = Node(self, "const", (), (("value", value),), (), self.dtype, repr(value))
-        return self._table[key]
-
-    def apply(self, op: str, *inputs: Node, label: str = "", **attrs: Any) -> Node:
-        """Build (or find) `op(*inputs)`; folds constants and applies the op's simplifier first."""
-        from gradc.core.ops import OPS  # the table imports this module for its builders
-
-        record = OPS[op]
-        attr_items = tuple(sorted(attrs.items()))
-        if record.simplify is not None:
-            simpler = record.simplify(*inputs, **attrs)
-            if simpler is not None:
-                return simpler
-        if inputs and record.foldable and all(x.is_const for x in inputs):
-            return self.const(record.eval(*(np.float64(x.value) for x in inputs), **attrs))
-        key = (op, tuple(id(x) for x in inputs), attr_items)
-        node = self._table.get(key)
-        if node is None:
-            shape = record.shape(*inputs, **attrs)
-            dtype = record.dtype_rule(self.dtype, *inputs)
-            node = Node(self, op, tuple(inputs), attr_items, shape, dtype, label, hint=record.hint)
-            self._table[key] = node
-        elif label and not node.label:
-            node.label = label
-        return node
 
 
 def topological_order(outputs: Iterable[Node]) -> list[Node]:
@@ -144,6 +105,11 @@ def use_counts(order: Sequence[Node]) -> dict[int, int]:
         for x in node.inputs:
             counts[id(x)] = counts.get(id(x), 0) + 1
     return counts
+
+
+def op_count(nodes: Iterable[Node]) -> int:
+    """How many of `nodes` are operations (not inputs or constants)."""
+    return sum(1 for n in nodes if not n.is_leaf)
 
 
 # Builders for the ops that have no operator: `ir.exp(x)` reads like the math.

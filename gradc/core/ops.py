@@ -1,9 +1,12 @@
-"""THE op table: one `Op` record per primitive, and nothing about an op lives anywhere else.
+"""THE op table: what each primitive means, one `Op` record per primitive.
 
 A record says how the op evaluates (NumPy reference semantics), how its shape and dtype follow from
-its inputs, how it differentiates (a VJP written with IR builders), how it is printed in generated
-code, which SymPy class lowers to it, and where tests may sample its inputs. Tests are generated
-from this table, so a new op is tested the day it is added.
+its inputs, which algebraic identities it obeys while being built, and how it differentiates (a VJP
+written with IR builders). How an op is printed for Numba is the backend's (backend/forms.py), and
+which SymPy class lowers to it is the SymPy frontend's (frontend/sympy.py): one record per concern.
+Records are made by family constructors (`unary`, `binary`, `comparison`, ...), so each reads as the
+few facts that set it apart. Tests are generated from this table, so a new op is tested the day it
+is added.
 """
 
 from __future__ import annotations
@@ -14,48 +17,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import sympy
 from scipy import special
 
 from gradc.core import ir
 from gradc.core.ir import Node
 
 Domain = tuple[tuple[float, float], ...]   # per input: the interval tests sample from
-
-
-@dataclass(frozen=True)
-class Op:
-    """One primitive. `vjp(g, out, *inputs, **attrs)` returns one adjoint (or None = zero) per input;
-    `vjp=None` means the op is not differentiable and autodiff raises. `emit` is a template over the
-    printed inputs (`{0}`, `{1}`, ...) or a callable `(args, node) -> str | (str, prec)` for the rare odd
-    case (a tuple when the printed form binds less tightly than `prec`, as `a * a` does for `a ** 2`).
-    Inputs are parenthesised to bind at least as tightly as `prec`: a template that applies an operator
-    to an input (`-{0}`) needs a `prec` of that operator's strength, not the atom's.
-
-    Kernel loops vectorise (LLVM computes 4 points per instruction) when every op in them allows it:
-    `vectorises` is False (or a per-node test) for an op printed as a libm call LLVM cannot vectorise
-    (erf; tan, arcsin... before LLVM 20); sin, cos, log and pow are LLVM intrinsics, which a vectorised
-    loop calls lane by lane, and so are tan, arcsin, ... from LLVM 20 on (tests/test_ops_table.py
-    checks each flag against the LLVM IR of a loop). `vector` is the op's form in such a loop where it
-    differs from `emit`: runtime_math's libm-free functions, which vectorise (a loop that stays scalar
-    keeps `emit`: libm is faster one value at a time)."""
-
-    name: str
-    eval: Callable[..., Any]
-    vjp: Callable[..., tuple[Node | None, ...]] | None
-    emit: str | Callable[[list[str], Node], str]
-    arity: int | None = 1                 # None: variadic
-    sympy: type | None = None             # SymPy class lowering one-to-one to this op
-    domain: Domain = ((-2.0, 2.0),)
-    prec: int = 100                       # printing precedence of the emitted expression
-    hint: str = "t"                       # name stem of emitted values
-    shape: Callable[..., tuple] = lambda *xs, **_: broadcast(*(x.shape for x in xs))
-    dtype_rule: Callable[..., str] = lambda dtype, *xs: dtype
-    simplify: Callable[..., Node | None] | None = None   # algebraic identities applied while building
-    foldable: bool = True                 # all-constant inputs fold to a constant
-    note: str = ""                        # what the generated backward comment says of this gate
-    vector: str | Callable[[list[str], Node], str] | None = None   # form in a loop that vectorises
-    vectorises: bool | Callable[[Node], bool] = True                  # a loop calling it can vectorise
+Vjp = Callable[..., tuple[Node | None, ...]]
 
 
 def broadcast(*shapes: tuple) -> tuple:
@@ -70,15 +38,87 @@ def broadcast(*shapes: tuple) -> tuple:
     return tuple(out)
 
 
-def _zero_vjp(g, out, *inputs, **_):
+def _broadcast_shape(*xs: Node, **_: Any) -> tuple:
+    return broadcast(*(x.shape for x in xs))
+
+
+def _same_dtype(dtype: str, *xs: Node) -> str:
+    return dtype
+
+
+def _bool(dtype: str, *xs: Node) -> str:
+    return "bool"
+
+
+def _scalar(*xs: Node, **_: Any) -> tuple:
+    return ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class Op:
+    """One primitive. `vjp(g, out, *inputs, **attrs)` returns one adjoint (or None = zero) per input;
+    `vjp=None` means the op is not differentiable and autodiff raises naming it."""
+
+    name: str
+    eval: Callable[..., Any] | None              # NumPy reference semantics (None: a leaf)
+    vjp: Vjp | None
+    arity: int | None = 1                        # None: variadic
+    shape: Callable[..., tuple] = _broadcast_shape
+    dtype_rule: Callable[..., str] = _same_dtype
+    simplify: Callable[..., Node | None] | None = None   # algebraic identities applied while building
+    foldable: bool = True                        # all-constant inputs fold to a constant
+    domain: Domain = ((-2.0, 2.0),)              # where tests sample each input
+
+
+# -- family constructors ----------------------------------------------------------------------------
+def leaf(name: str) -> Op:
+    """A value no statement computes: a program input or a constant."""
+    return Op(name=name, eval=None, vjp=None, arity=0, shape=_scalar, foldable=False, domain=())
+
+
+def unary(name: str, eval: Callable, vjp: Vjp | None, *, domain: Domain = ((-2.0, 2.0),), **kw: Any) -> Op:
+    """An elementwise function of one value."""
+    return Op(name=name, eval=eval, vjp=vjp, arity=1, domain=domain, **kw)
+
+
+def binary(name: str, eval: Callable, vjp: Vjp | None, *, domain: Domain = ((-2.0, 2.0),) * 2, **kw: Any) -> Op:
+    """An elementwise function of two values, broadcasting like NumPy."""
+    return Op(name=name, eval=eval, vjp=vjp, arity=2, domain=domain, **kw)
+
+
+def _zero_vjp(g: Node, out: Node, *inputs: Node, **_: Any) -> tuple[None, ...]:
     return (None,) * len(inputs)
 
 
+def step(name: str, eval: Callable) -> Op:
+    """A piecewise-constant function: its derivative is zero almost everywhere."""
+    return unary(name, eval, _zero_vjp)
+
+
+def comparison(name: str, eval: Callable) -> Op:
+    """A comparison (a condition of Piecewise): boolean, carries no gradient."""
+    return binary(name, eval, _zero_vjp, dtype_rule=_bool)
+
+
+def logic(name: str, eval: Callable, arity: int) -> Op:
+    """A connective of conditions: boolean, carries no gradient."""
+    return Op(name=name, eval=eval, vjp=_zero_vjp, arity=arity, dtype_rule=_bool, domain=((0, 1),) * arity)
+
+
+def loss(name: str, value: Callable, grad: Callable) -> list[Op]:
+    """A loss L(a, y) -> scalar of an MLP, and its gradient dL/da as an op of its own (its VJP)."""
+    def vjp(g: Node, out: Node, a: Node, y: Node) -> tuple[Node | None, ...]:
+        return g * ir.call(f"{name}_grad", a, y), None
+    domain = ((-2.0, 2.0), (0.0, 1.0))
+    return [binary(name, value, vjp, domain=domain, shape=_scalar),
+            binary(f"{name}_grad", grad, None, domain=domain, shape=lambda a, y, **_: a.shape)]
+
+
+# -- simplifiers: identities that hold for every float the kernels meet (x*0 -> 0 as in every AD system)
 def _is(node: Node, value: float) -> bool:
     return node.is_const and node.value == value
 
 
-# -- simplifiers: identities that hold for every float the kernels meet (x*0 -> 0 as in every AD system)
 def _simplify_add(a, b):
     if _is(a, 0.0):
         return b
@@ -130,33 +170,7 @@ def _simplify_select(c, a, b):
     return (a if c.value else b) if c.is_const else None
 
 
-def _emit_pow(args: list[str], node: Node) -> str | tuple[str, int]:
-    base, exponent = node.inputs
-    if exponent.is_const and exponent.value == 2.0:
-        return f"{args[0]} * {args[0]}", _MUL_PREC
-    if exponent.is_const and exponent.value == -1.0:
-        return f"1.0 / {args[0]}", _MUL_PREC
-    if exponent.is_const and exponent.value == 0.5:
-        return f"np.sqrt({args[0]})"
-    if exponent.is_const and exponent.value.is_integer() and abs(exponent.value) <= 64:
-        return f"{args[0]} ** {int(exponent.value)}"   # an int literal lets Numba multiply, not call pow
-    return f"{args[0]} ** {args[1]}"
-
-
-def _libm_vectorises(node: Node) -> bool:
-    """LLVM 20 and later (llvmlite >= 0.45) vectorise a loop calling tan, arcsin, arccos, arctan, arctan2,
-    sinh or cosh, calling libm lane by lane; LLVM 15 keeps such a loop scalar."""
-    from llvmlite import binding
-    return binding.llvm_version_info >= (20,)
-
-
-def _pow_vectorises(node: Node) -> bool:
-    """`a ** -3` makes Numba branch (for a = 0), which keeps the loop scalar; other powers multiply or
-    call LLVM's pow intrinsic."""
-    exponent = node.inputs[1]
-    return not (exponent.is_const and exponent.value.is_integer() and -64 <= exponent.value < -1)
-
-
+# -- derivative rules longer than a line -------------------------------------------------------------
 def _vjp_pow(g, out, a, b):
     d_b = None if b.is_const else g * out * ir.log(a)
     return g * b * a ** (b - 1.0), d_b
@@ -174,117 +188,21 @@ def _vjp_min(g, out, a, b):
     return ir.select(first, g, zero), ir.select(first, zero, g)
 
 
+def _vjp_select(g, out, c, a, b):
+    return None, ir.select(c, g, 0.0 * g), ir.select(c, 0.0 * g, g)
+
+
 def _eval_logsumexp(shift, *terms):
     return shift + np.log(sum(np.exp(t - shift) for t in terms))
-
-
-def _emit_logsumexp(args: list[str], node: Node, exp: str = "np.exp") -> str:
-    shift, terms = args[0], args[1:]
-    return f"{shift} + np.log({' + '.join(f'{exp}({t} - {shift})' for t in terms)})"
-
-
-def _vector_logsumexp(args: list[str], node: Node) -> str:
-    return _emit_logsumexp(args, node, exp="_exp")
 
 
 def _vjp_logsumexp(g, out, shift, *terms):
     return (None, *(g * ir.exp(t - out) for t in terms))   # softmax weights; the shift cancels
 
 
-def _bool(dtype, *xs):
-    return "bool"
-
-
-_POS = ((0.2, 4.0),)
-_UNIT = ((-0.9, 0.9),)
-_ADD_PREC, _MUL_PREC, _NEG_PREC, _POW_PREC, _CMP_PREC = 11, 12, 13, 14, 6
-
-_RECORDS = [
-    # arithmetic
-    Op("add", np.add, lambda g, out, a, b: (g, g), "{0} + {1}", 2, sympy.Add, ((-2, 2),) * 2,
-       _ADD_PREC, "sum", simplify=_simplify_add),
-    Op("sub", np.subtract, lambda g, out, a, b: (g, -g), "{0} - {1}", 2, None, ((-2, 2),) * 2,
-       _ADD_PREC, "diff", simplify=_simplify_sub),
-    Op("mul", np.multiply, lambda g, out, a, b: (g * b, g * a), "{0} * {1}", 2, sympy.Mul, ((-2, 2),) * 2,
-       _MUL_PREC, "prod", simplify=_simplify_mul),
-    Op("div", np.divide, lambda g, out, a, b: (g / b, -g * out / b), "{0} / {1}", 2, None,
-       ((-2, 2), (0.5, 3)), _MUL_PREC, "quot", simplify=_simplify_div),
-    Op("neg", np.negative, lambda g, out, a: (-g,), "-{0}", 1, None, ((-2, 2),), _NEG_PREC, "neg",
-       simplify=_simplify_neg),
-    Op("pow", np.power, _vjp_pow, _emit_pow, 2, sympy.Pow, ((0.2, 3), (-2, 2)), _POW_PREC, "pow",
-       simplify=_simplify_pow, vectorises=_pow_vectorises),
-    # elementary functions
-    Op("exp", np.exp, lambda g, out, a: (g * out,), "np.exp({0})", sympy=sympy.exp, hint="exp",
-       vector="_exp({0})"),
-    Op("log", np.log, lambda g, out, a: (g / a,), "np.log({0})", sympy=sympy.log, domain=_POS, hint="log"),
-    Op("sqrt", np.sqrt, lambda g, out, a: (g * 0.5 / out,), "np.sqrt({0})", domain=_POS, hint="sqrt"),
-    Op("sin", np.sin, lambda g, out, a: (g * ir.cos(a),), "np.sin({0})", sympy=sympy.sin, hint="sin"),
-    Op("cos", np.cos, lambda g, out, a: (-(g * ir.sin(a)),), "np.cos({0})", sympy=sympy.cos, hint="cos"),
-    Op("tan", np.tan, lambda g, out, a: (g * (1.0 + out * out),), "np.tan({0})", sympy=sympy.tan,
-       domain=((-1.2, 1.2),), hint="tan", vectorises=_libm_vectorises),
-    Op("asin", np.arcsin, lambda g, out, a: (g / ir.sqrt(1.0 - a * a),), "np.arcsin({0})", sympy=sympy.asin,
-       domain=_UNIT, hint="asin", vectorises=_libm_vectorises),
-    Op("acos", np.arccos, lambda g, out, a: (-g / ir.sqrt(1.0 - a * a),), "np.arccos({0})",
-       sympy=sympy.acos, domain=_UNIT, hint="acos", vectorises=_libm_vectorises),
-    Op("atan", np.arctan, lambda g, out, a: (g / (1.0 + a * a),), "np.arctan({0})", sympy=sympy.atan,
-       hint="atan", vectorises=_libm_vectorises),
-    Op("atan2", np.arctan2, lambda g, out, y, x: (g * x / (x * x + y * y), -g * y / (x * x + y * y)),
-       "np.arctan2({0}, {1})", 2, sympy.atan2, ((0.3, 2), (0.3, 2)), hint="atan2", vectorises=_libm_vectorises),
-    Op("sinh", np.sinh, lambda g, out, a: (g * ir.cosh(a),), "np.sinh({0})", sympy=sympy.sinh, hint="sinh",
-       vectorises=_libm_vectorises),
-    Op("cosh", np.cosh, lambda g, out, a: (g * ir.sinh(a),), "np.cosh({0})", sympy=sympy.cosh, hint="cosh",
-       vectorises=_libm_vectorises),
-    Op("tanh", np.tanh, lambda g, out, a: (g * (1.0 - out * out),), "np.tanh({0})", sympy=sympy.tanh,
-       hint="tanh", vector="_tanh({0})"),
-    Op("erf", special.erf, lambda g, out, a: (g * (2.0 / math.sqrt(math.pi)) * ir.exp(-(a * a)),),
-       "math.erf({0})", sympy=sympy.erf, hint="erf", vectorises=False),
-    # piecewise-smooth
-    Op("abs", np.abs, lambda g, out, a: (g * ir.sign(a),), "abs({0})", sympy=sympy.Abs, hint="abs"),
-    Op("sign", np.sign, _zero_vjp, "np.sign({0})", sympy=sympy.sign, hint="sign"),
-    Op("floor", np.floor, _zero_vjp, "np.floor({0})", sympy=sympy.floor, hint="floor"),
-    Op("ceil", np.ceil, _zero_vjp, "np.ceil({0})", sympy=sympy.ceiling, hint="ceil"),
-    Op("max", np.maximum, _vjp_max, "max({0}, {1})", 2, sympy.Max, ((-2, 2),) * 2, hint="max",
-       note="max gate: routes to the larger"),
-    Op("min", np.minimum, _vjp_min, "min({0}, {1})", 2, sympy.Min, ((-2, 2),) * 2, hint="min",
-       note="min gate: routes to the smaller"),
-    Op("select", np.where, lambda g, out, c, a, b: (None, ir.select(c, g, 0.0 * g), ir.select(c, 0.0 * g, g)),
-       "{1} if {0} else {2}", 3, sympy.Piecewise, ((0, 1), (-2, 2), (-2, 2)), 1, "sel",
-       simplify=_simplify_select),
-    # comparisons and logic (conditions of Piecewise); they carry no gradient
-    Op("gt", np.greater, _zero_vjp, "{0} > {1}", 2, sympy.StrictGreaterThan, ((-2, 2),) * 2, _CMP_PREC, "gt",
-       dtype_rule=_bool),
-    Op("ge", np.greater_equal, _zero_vjp, "{0} >= {1}", 2, sympy.GreaterThan, ((-2, 2),) * 2, _CMP_PREC, "ge",
-       dtype_rule=_bool),
-    Op("lt", np.less, _zero_vjp, "{0} < {1}", 2, sympy.StrictLessThan, ((-2, 2),) * 2, _CMP_PREC, "lt",
-       dtype_rule=_bool),
-    Op("le", np.less_equal, _zero_vjp, "{0} <= {1}", 2, sympy.LessThan, ((-2, 2),) * 2, _CMP_PREC, "le",
-       dtype_rule=_bool),
-    Op("eq", np.equal, _zero_vjp, "{0} == {1}", 2, sympy.Eq, ((-2, 2),) * 2, _CMP_PREC, "eq", dtype_rule=_bool),
-    Op("ne", np.not_equal, _zero_vjp, "{0} != {1}", 2, sympy.Ne, ((-2, 2),) * 2, _CMP_PREC, "ne",
-       dtype_rule=_bool),
-    Op("and", np.logical_and, _zero_vjp, "{0} and {1}", 2, sympy.And, ((0, 1),) * 2, 4, "both",
-       dtype_rule=_bool),
-    Op("or", np.logical_or, _zero_vjp, "{0} or {1}", 2, sympy.Or, ((0, 1),) * 2, 3, "either", dtype_rule=_bool),
-    Op("not", np.logical_not, _zero_vjp, "not {0}", 1, sympy.Not, ((0, 1),), 5, "neither", dtype_rule=_bool),
-    # gates: recognised by passes.py where the chain rule of their expansion is unstable or slow
-    Op("sigmoid", special.expit, lambda g, out, a: (g * out * (1.0 - out),), "1.0 / (1.0 + np.exp(-{0}))",
-       prec=_MUL_PREC, hint="sig", note="sigmoid gate: σ' = σ(1-σ)", vector="1.0 / (1.0 + _exp(-{0}))"),
-    Op("softplus", lambda a: np.logaddexp(0.0, a), lambda g, out, a: (g * ir.sigmoid(a),),
-       # exp(-|u|) as min(e, 1/e) of e = exp(-u): the σ(u) of its gradient, 1/(1 + exp(-u)), then calls
-       # the same exp, which LLVM computes once (mixed3's kernel, libm calls per point: 68.5 -> 62.6 ms);
-       # below u = -709.78 it gives 0 where e**u is subnormal, as σ(u) does
-       "max({0}, 0.0) + np.log1p(min(np.exp(-{0}), 1.0 / np.exp(-{0})))", prec=_ADD_PREC, hint="softplus",
-       note="softplus gate: d/du = σ(u)", vector="max({0}, 0.0) + _log1p(min(_exp(-{0}), 1.0 / _exp(-{0})))"),
-    Op("log1p", np.log1p, lambda g, out, a: (g / (1.0 + a),), "np.log1p({0})", domain=((-0.5, 3),),
-       hint="log1p", vector="_log1p({0})"),
-    Op("logsumexp", _eval_logsumexp, _vjp_logsumexp, _emit_logsumexp, None, domain=((-2, 2),) * 3,
-       prec=_ADD_PREC, hint="lse", note="logsumexp gate: softmax weights", vector=_vector_logsumexp),
-]
-
-OPS: dict[str, Op] = {record.name: record for record in _RECORDS}
-
-# SymPy class -> op name, for the classes that lower one-to-one.
-SYMPY_OPS: dict[type, str] = {r.sympy: r.name for r in _RECORDS if r.sympy is not None}
+def _vjp_atan2(g, out, y, x):
+    r2 = x * x + y * y
+    return g * x / r2, -g * y / r2
 
 
 # -- matrix ops of MLP programs (batch-major; "N" is the symbolic batch size) ------------------------
@@ -298,40 +216,10 @@ def _eval_matmul(a, b, ta=False, tb=False):
     return (a.T if ta else a) @ (b.T if tb else b)
 
 
-def short_side_first(rows: int | str, cols: int | str) -> bool:
-    """Whether a weight gradient `a.T @ g` of shape (fan_in, fan_out) = (rows, cols) is printed
-    `_matmul(g.T, a).T`: when fan_out <= fan_in / 4, OpenBLAS runs the product with the short side first at
-    0.62-1.00 of the time (0.87 at 64x1000x100, 0.63 at 10x784x30), where with fan_out >= fan_in / 3
-    that is 0.94-1.18 (benchmarks/README). The gradient is then a Fortran-ordered array, which NumPy
-    updates like any other."""
-    return isinstance(rows, int) and isinstance(cols, int) and 4 * cols <= rows
-
-
-def _emit_matmul(args: list[str], node: Node) -> str:
-    """`_matmul(a, b)` (runtime_blas: the BLAS chosen at import) with `.T` on a transposed operand
-    (BLAS reads the transpose: no copy), or a narrowing layer's weight gradient short side first
-    (`short_side_first`)."""
-    ta, tb = node.attr("ta", False), node.attr("tb", False)
-    if ta and not tb and short_side_first(*node.shape):
-        return f"_matmul({args[1]}.T, {args[0]}).T"
-    return f"_matmul({args[0]}{'.T' if ta else ''}, {args[1]}{'.T' if tb else ''})"
-
-
 def _vjp_matmul(g, out, a, b, ta=False, tb=False):
     if ta or tb:
         return None, None   # transposed products only appear in backward passes; no second derivatives
     return ir.call("matmul", g, b, tb=True), ir.call("matmul", a, g, ta=True)
-
-
-def _emit_sum(args: list[str], node: Node) -> str:
-    """A bias gradient: the adjoint of a (N, n) pre-activation summed over the batch axis."""
-    if node.attr("axes") != (0,) or len(node.inputs[0].shape) != 2:
-        raise NotImplementedError(f"sum over axes {node.attr('axes')} of shape {node.inputs[0].shape}")
-    return f"_column_sums({args[0]})"
-
-
-def _scalar(*xs, **_):
-    return ()
 
 
 def _softmax(z):
@@ -349,38 +237,78 @@ def _hinge_grad(a, y):
     return (hit - y * hit.sum(axis=1, keepdims=True)) / a.shape[0]
 
 
-def _loss(name: str, value, grad) -> list[Op]:
-    """A loss L(a, y) -> scalar and its gradient dL/da; emitted as calls of the runtime's fused loops
-    `_<name>` and `_<name>_grad` (no temporaries, one pass over the batch each)."""
-    return [
-        Op(name, value, lambda g, out, a, y: (g * ir.call(f"{name}_grad", a, y), None),
-           f"_{name}({{0}}, {{1}})", 2, domain=((-2, 2), (0, 1)), hint="L", shape=_scalar),
-        Op(f"{name}_grad", grad, None, f"_{name}_grad({{0}}, {{1}})", 2, domain=((-2, 2), (0, 1)),
-           hint="d_a", shape=lambda a, y, **_: a.shape),
-    ]
+_POS = ((0.2, 4.0),)
+_UNIT = ((-0.9, 0.9),)
 
-
-_RECORDS += [
-    Op("matmul", _eval_matmul, _vjp_matmul, _emit_matmul, 2, domain=((-1, 1),) * 2,
-       hint="mm", shape=_matmul_shape, foldable=False),
-    Op("sum", lambda a, axes, keep_shape: np.sum(a, axis=axes).reshape(keep_shape), None, _emit_sum, 1,
-       hint="sum", shape=lambda a, axes, keep_shape: keep_shape, foldable=False),
-    Op("sumsq", lambda a: np.sum(a * a), lambda g, out, a: (2.0 * g * a,), "np.sum({0} * {0})",
-       hint="sumsq", shape=_scalar, foldable=False),
-    # an activation: attrs fn is a frontend.mlp.Activation, a scalar program compiled by gradc itself
-    Op("act", lambda z, fn: fn.value(z), lambda g, out, z, fn: (g * ir.call("act_deriv", z, fn=fn),),
-       lambda args, node: f"{node.attr('fn').helper}({args[0]})", hint="h", foldable=False),
-    Op("act_deriv", lambda z, fn: fn.deriv(z), None,
-       lambda args, node: f"{node.attr('fn').helper}_deriv({args[0]})", hint="dh", foldable=False),
-    *_loss("mse", lambda a, y: 0.5 * np.sum((a - y) ** 2) / a.shape[0], lambda a, y: (a - y) / a.shape[0]),
-    *_loss("sum_squared", lambda a, y: np.sum((a - y) ** 2), lambda a, y: 2.0 * (a - y)),
-    *_loss("softmax_ce",
-           lambda z, y: np.mean(np.log(np.exp(z - z.max(1, keepdims=True)).sum(1)) + z.max(1) - (z * y).sum(1)),
-           lambda z, y: (_softmax(z) - y) / z.shape[0]),
-    *_loss("bce", lambda a, y: -np.sum(y * np.log(a) + (1 - y) * np.log(1 - a)) / a.shape[0],
-           lambda a, y: (a - y) / (a * (1 - a)) / a.shape[0]),
-    *_loss("bce_logits", lambda z, y: np.sum(np.logaddexp(0, z) - y * z) / z.shape[0],
-           lambda z, y: (special.expit(z) - y) / z.shape[0]),
-    *_loss("hinge", lambda a, y: np.sum(_hinge_margins(a, y)) / a.shape[0], _hinge_grad),
+_RECORDS: list[Op] = [
+    leaf("input"),
+    leaf("const"),
+    # arithmetic
+    binary("add", np.add, lambda g, out, a, b: (g, g), simplify=_simplify_add),
+    binary("sub", np.subtract, lambda g, out, a, b: (g, -g), simplify=_simplify_sub),
+    binary("mul", np.multiply, lambda g, out, a, b: (g * b, g * a), simplify=_simplify_mul),
+    binary("div", np.divide, lambda g, out, a, b: (g / b, -g * out / b), domain=((-2, 2), (0.5, 3)),
+           simplify=_simplify_div),
+    unary("neg", np.negative, lambda g, out, a: (-g,), simplify=_simplify_neg),
+    binary("pow", np.power, _vjp_pow, domain=((0.2, 3), (-2, 2)), simplify=_simplify_pow),
+    # elementary functions
+    unary("exp", np.exp, lambda g, out, a: (g * out,)),
+    unary("log", np.log, lambda g, out, a: (g / a,), domain=_POS),
+    unary("sqrt", np.sqrt, lambda g, out, a: (g * 0.5 / out,), domain=_POS),
+    unary("sin", np.sin, lambda g, out, a: (g * ir.cos(a),)),
+    unary("cos", np.cos, lambda g, out, a: (-(g * ir.sin(a)),)),
+    unary("tan", np.tan, lambda g, out, a: (g * (1.0 + out * out),), domain=((-1.2, 1.2),)),
+    unary("asin", np.arcsin, lambda g, out, a: (g / ir.sqrt(1.0 - a * a),), domain=_UNIT),
+    unary("acos", np.arccos, lambda g, out, a: (-g / ir.sqrt(1.0 - a * a),), domain=_UNIT),
+    unary("atan", np.arctan, lambda g, out, a: (g / (1.0 + a * a),)),
+    binary("atan2", np.arctan2, _vjp_atan2, domain=((0.3, 2), (0.3, 2))),
+    unary("sinh", np.sinh, lambda g, out, a: (g * ir.cosh(a),)),
+    unary("cosh", np.cosh, lambda g, out, a: (g * ir.sinh(a),)),
+    unary("tanh", np.tanh, lambda g, out, a: (g * (1.0 - out * out),)),
+    unary("erf", special.erf, lambda g, out, a: (g * (2.0 / math.sqrt(math.pi)) * ir.exp(-(a * a)),)),
+    # piecewise-smooth
+    unary("abs", np.abs, lambda g, out, a: (g * ir.sign(a),)),
+    step("sign", np.sign),
+    step("floor", np.floor),
+    step("ceil", np.ceil),
+    binary("max", np.maximum, _vjp_max),
+    binary("min", np.minimum, _vjp_min),
+    Op(name="select", eval=np.where, vjp=_vjp_select, arity=3, domain=((0, 1), (-2, 2), (-2, 2)),
+       simplify=_simplify_select),
+    # comparisons and logic (conditions of Piecewise); they carry no gradient
+    comparison("gt", np.greater),
+    comparison("ge", np.greater_equal),
+    comparison("lt", np.less),
+    comparison("le", np.less_equal),
+    comparison("eq", np.equal),
+    comparison("ne", np.not_equal),
+    logic("and", np.logical_and, 2),
+    logic("or", np.logical_or, 2),
+    logic("not", np.logical_not, 1),
+    # gates: recognised by passes.py where the chain rule of their expansion is unstable or slow
+    unary("sigmoid", special.expit, lambda g, out, a: (g * out * (1.0 - out),)),
+    unary("softplus", lambda a: np.logaddexp(0.0, a), lambda g, out, a: (g * ir.sigmoid(a),)),
+    unary("log1p", np.log1p, lambda g, out, a: (g / (1.0 + a),), domain=((-0.5, 3),)),
+    Op(name="logsumexp", eval=_eval_logsumexp, vjp=_vjp_logsumexp, arity=None, domain=((-2, 2),) * 3),
+    # MLP programs: products, the bias gradient's batch sum, the L2 penalty, activations, losses
+    binary("matmul", _eval_matmul, _vjp_matmul, domain=((-1, 1),) * 2, shape=_matmul_shape, foldable=False),
+    unary("sum", lambda a, axes, keep_shape: np.sum(a, axis=axes).reshape(keep_shape), None,
+          shape=lambda a, axes, keep_shape: keep_shape, foldable=False),
+    unary("sumsq", lambda a: np.sum(a * a), lambda g, out, a: (2.0 * g * a,), shape=_scalar, foldable=False),
+    # an activation: attr fn is a frontend.mlp.Activation, a scalar program compiled by gradc itself
+    unary("act", lambda z, fn: fn.value(z), lambda g, out, z, fn: (g * ir.call("act_deriv", z, fn=fn),),
+          foldable=False),
+    unary("act_deriv", lambda z, fn: fn.deriv(z), None, foldable=False),
+    *loss("mse", lambda a, y: 0.5 * np.sum((a - y) ** 2) / a.shape[0], lambda a, y: (a - y) / a.shape[0]),
+    *loss("sum_squared", lambda a, y: np.sum((a - y) ** 2), lambda a, y: 2.0 * (a - y)),
+    *loss("softmax_ce",
+          lambda z, y: np.mean(np.log(np.exp(z - z.max(1, keepdims=True)).sum(1)) + z.max(1) - (z * y).sum(1)),
+          lambda z, y: (_softmax(z) - y) / z.shape[0]),
+    *loss("bce", lambda a, y: -np.sum(y * np.log(a) + (1 - y) * np.log(1 - a)) / a.shape[0],
+          lambda a, y: (a - y) / (a * (1 - a)) / a.shape[0]),
+    *loss("bce_logits", lambda z, y: np.sum(np.logaddexp(0, z) - y * z) / z.shape[0],
+          lambda z, y: (special.expit(z) - y) / z.shape[0]),
+    *loss("hinge", lambda a, y: np.sum(_hinge_margins(a, y)) / a.shape[0], _hinge_grad),
 ]
-OPS.update({record.name: record for record in _RECORDS})
+
+OPS: dict[str, Op] = {record.name: record for record in _RECORDS}

@@ -15,11 +15,15 @@ The rules recognise gates whose naive chain rule is unstable or wasteful:
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from gradc.core import ir
 from gradc.core.ir import Node
 
-Rule = Callable[[Node], "Node | None"]
+if TYPE_CHECKING:
+    from gradc.core.program import Meta
+
+Rule = Callable[[Node, "Meta"], "Node | None"]
 
 
 def _terms(node: Node) -> list[Node]:
@@ -40,11 +44,12 @@ def _one_plus(node: Node) -> Node | None:
     return None
 
 
-def _label(text: str, node: Node) -> str:
-    return text.format(node.label or "·")
+def _gate(op: str, u: Node, meta: Meta, text: str) -> Node:
+    """The gate `op(u)`, labelled `text` with u's label in place of {} (unless it has a label)."""
+    return meta.label(u.graph.apply(op, u), text.format(meta.describe(u) or "·"))
 
 
-def sigmoid_gate(node: Node) -> Node | None:
+def sigmoid_gate(node: Node, meta: Meta) -> Node | None:
     """1/(1+exp(-u)) -> σ(u); 1/(1+exp(u)) -> σ(-u)."""
     if node.op != "div" or not (node.inputs[0].is_const and node.inputs[0].value == 1.0):
         return None
@@ -53,10 +58,10 @@ def sigmoid_gate(node: Node) -> Node | None:
         return None
     arg = rest.inputs[0]
     u = arg.inputs[0] if arg.op == "neg" else -arg
-    return node.graph.apply("sigmoid", u, label=_label("σ({})", u))
+    return _gate("sigmoid", u, meta, "σ({})")
 
 
-def log_gates(node: Node) -> Node | None:
+def log_gates(node: Node, meta: Meta) -> Node | None:
     """log(1+exp(u)) -> softplus(u); log(Σ exp(u_k)) -> logsumexp; log(1+u) -> log1p(u);
     log σ(u) -> -softplus(-u) and log(1-σ(u)) -> -softplus(u) (finite where σ rounds to 0 or 1)."""
     if node.op != "log":
@@ -64,10 +69,10 @@ def log_gates(node: Node) -> Node | None:
     (arg,) = node.inputs
     if arg.op == "sigmoid":
         u = arg.inputs[0]
-        return -node.graph.apply("softplus", -u, label=_label("softplus(-({}))", u))
+        return -_gate("softplus", -u, meta, "softplus(-({}))")
     if arg.op == "sub" and arg.inputs[0].is_const and arg.inputs[0].value == 1.0 and arg.inputs[1].op == "sigmoid":
         u = arg.inputs[1].inputs[0]
-        return -node.graph.apply("softplus", u, label=_label("softplus({})", u))
+        return -_gate("softplus", u, meta, "softplus({})")
     terms = _terms(arg)
     if len(terms) >= 2 and all(t.op == "exp" for t in terms):
         return ir.logsumexp(*(t.inputs[0] for t in terms))
@@ -75,37 +80,37 @@ def log_gates(node: Node) -> Node | None:
     if rest is None:
         return None
     if rest.op == "exp":
-        return node.graph.apply("softplus", rest.inputs[0], label=node.label)
-    return node.graph.apply("log1p", rest, label=node.label)
+        return meta.label(node.graph.apply("softplus", rest.inputs[0]), meta.labels.get(node, ""))
+    return meta.label(node.graph.apply("log1p", rest), meta.labels.get(node, ""))
 
 
 GATE_RULES: tuple[Rule, ...] = (sigmoid_gate, log_gates)
 
 
-def rewrite(outputs: Sequence[Node], rules: Sequence[Rule] = GATE_RULES) -> list[Node]:
+def rewrite(outputs: Sequence[Node], meta: Meta, rules: Sequence[Rule] = GATE_RULES) -> list[Node]:
     """Rebuild everything `outputs` reach, bottom-up, applying `rules` to each rebuilt node until none
-    fires. Returns the new outputs; node metadata (labels, adjoint links) is carried over."""
+    fires. Returns the new outputs; what `meta` says of a node is carried over to its rebuilt form."""
     new: dict[int, Node] = {}
     for node in ir.topological_order(outputs):
-        if node.op in ("input", "const"):
+        if node.is_leaf:
             new[id(node)] = node
             continue
-        inputs = [new[id(x)] for x in node.inputs]
-        built = node.graph.apply(node.op, *inputs, label=node.label, **dict(node.attrs))
-        built = _apply_rules(built, rules)
-        if built.adjoint_of is None and node.adjoint_of is not None:
-            built.adjoint_of = new.get(id(node.adjoint_of), node.adjoint_of)
+        built = node.graph.apply(node.op, *(new[id(x)] for x in node.inputs), **dict(node.attrs))
+        meta.label(built, meta.labels.get(node, ""))
+        built = _apply_rules(built, rules, meta)
+        if built not in meta.adjoint_of and node in meta.adjoint_of:
+            target = meta.adjoint_of[node]
+            meta.adjoint_of[built] = new.get(id(target), target)
         new[id(node)] = built
     return [new[id(x)] for x in outputs]
 
 
-def _apply_rules(node: Node, rules: Sequence[Rule]) -> Node:
+def _apply_rules(node: Node, rules: Sequence[Rule], meta: Meta) -> Node:
     for _ in range(16):   # each rule strictly shrinks the graph, so this settles fast
         for rule in rules:
-            result = rule(node)
+            result = rule(node, meta)
             if result is not None and result is not node:
-                if not result.label:
-                    result.label = node.label
+                meta.label(result, meta.labels.get(node, ""))
                 node = result
                 break
         else:

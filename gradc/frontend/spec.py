@@ -103,6 +103,11 @@ class MLPSpec:
             fan_in = layer.units
         return shapes
 
+    def param_inits(self) -> dict[str, str]:
+        """Each parameter's init rule, keyed like `param_shapes`: the layer's for weights, "zeros" for biases."""
+        return {name: "zeros" if name.startswith("b") else self.layers[int(name[1:]) - 1].init
+                for name in self.param_shapes()}
+
     def fingerprint(self) -> str:
         """SHA-256 hex digest of the canonical JSON of :meth:`to_dict` (stable across runs)."""
         canonical = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))

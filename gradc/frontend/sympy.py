@@ -1,6 +1,6 @@
 """SymPy expressions -> IR.
 
-One-to-one SymPy classes lower through the op table's `sympy` field; the few classes whose
+One-to-one SymPy classes lower through `SYMPY_OPS` (a SymPy class -> an op of the table); the few classes whose
 structure differs from the IR's (n-ary Add and Mul, Pow with special exponents, Piecewise) have
 a small lowering each. Anything else raises UnsupportedError naming the construct.
 """
@@ -12,10 +12,23 @@ from collections.abc import Callable, Sequence
 import sympy
 from sympy.logic.boolalg import BooleanFunction
 
-from gradc.core.ir import Graph, Node
-from gradc.core.ops import OPS, SYMPY_OPS
+from gradc.core.graph import Graph
+from gradc.core.ir import Node
+from gradc.core.ops import OPS
+from gradc.core.program import Meta, Program
 from gradc.errors import GradcError, UnsupportedError
 
+#: SymPy classes that lower one-to-one to an op of the table (core/ops.py)
+SYMPY_OPS: dict[type, str] = {
+    sympy.Add: "add", sympy.Mul: "mul", sympy.Pow: "pow",
+    sympy.exp: "exp", sympy.log: "log", sympy.sin: "sin", sympy.cos: "cos", sympy.tan: "tan",
+    sympy.asin: "asin", sympy.acos: "acos", sympy.atan: "atan", sympy.atan2: "atan2",
+    sympy.sinh: "sinh", sympy.cosh: "cosh", sympy.tanh: "tanh", sympy.erf: "erf",
+    sympy.Abs: "abs", sympy.sign: "sign", sympy.floor: "floor", sympy.ceiling: "ceil",
+    sympy.Max: "max", sympy.Min: "min", sympy.Piecewise: "select",
+    sympy.StrictGreaterThan: "gt", sympy.GreaterThan: "ge", sympy.StrictLessThan: "lt", sympy.LessThan: "le",
+    sympy.Eq: "eq", sympy.Ne: "ne", sympy.And: "and", sympy.Or: "or", sympy.Not: "not",
+}
 _LABEL_CHARS = 60
 
 
@@ -24,11 +37,6 @@ def _label(expr: sympy.Basic) -> str:
     return text if len(text) <= _LABEL_CHARS else text[: _LABEL_CHARS - 1] + "…"
 
 
-def _labelled(node: Node, expr: Callable[[], sympy.Basic]) -> Node:
-    """Give an unlabelled intermediate (a partial sum or product) the text of what it computes."""
-    if not node.label and node.op not in ("const", "input"):
-        node.label = _label(expr())
-    return node
 
 
 def _logistic_arg(base: sympy.Basic) -> sympy.Expr | None:
@@ -52,18 +60,24 @@ class _SigmoidOf(sympy.Function):
 class _Lowering:
     """Memoised recursive lowering of one set of expressions into one graph."""
 
-    def __init__(self, graph: Graph, symbols: dict[sympy.Symbol, Node]):
+    def __init__(self, graph: Graph, symbols: dict[sympy.Symbol, Node], meta: Meta):
         self.graph = graph
         self.symbols = symbols
+        self.meta = meta
         self.memo: dict[sympy.Basic, Node] = {}
 
     def lower(self, expr: sympy.Basic) -> Node:
         node = self.memo.get(expr)
         if node is None:
             node = self._lower(expr)
-            if not node.label and node.op not in ("const", "input"):
-                node.label = _label(expr)
+            self.meta.label(node, _label(expr))
             self.memo[expr] = node
+        return node
+
+    def _labelled(self, node: Node, expr: Callable[[], sympy.Basic]) -> Node:
+        """Give an unlabelled intermediate (a partial sum or product) the text of what it computes."""
+        if not node.is_leaf and node not in self.meta.labels:
+            self.meta.labels[node] = _label(expr())
         return node
 
     def _lower(self, expr: sympy.Basic) -> Node:
@@ -107,7 +121,7 @@ class _Lowering:
         if arity == 2 and len(args) > 2:   # SymPy's Max, Min, And, Or are n-ary: fold them left
             node = args[0]
             for k, a in enumerate(args[1:], 2):
-                node = _labelled(g.apply(op, node, a), lambda k=k: type(expr)(*expr.args[:k]))
+                node = self._labelled(g.apply(op, node, a), lambda k=k: type(expr)(*expr.args[:k]))
             return node
         if arity is not None and len(args) != arity:
             raise UnsupportedError(f"gradc cannot compile {type(expr).__name__} of {len(args)} arguments "
@@ -127,7 +141,7 @@ class _Lowering:
             value = self.lower(-term if negative else term)
             node = value if node is None else (node - value if negative else node + value)
             if k < len(terms):
-                _labelled(node, lambda k=k: sympy.Add(*terms[:k], evaluate=False))
+                self._labelled(node, lambda k=k: sympy.Add(*terms[:k], evaluate=False))
         assert node is not None
         return node
 
@@ -148,11 +162,11 @@ class _Lowering:
         node: Node | None = None
         for k, f in enumerate(numer, 1):
             node = self.lower(f) if node is None else node * self.lower(f)
-            _labelled(node, lambda k=k: sympy.Mul(*numer[:k], evaluate=False))
+            self._labelled(node, lambda k=k: sympy.Mul(*numer[:k], evaluate=False))
         if denom:
             den = self.lower(sympy.Mul(*denom))
             node = self.graph.const(1.0) / den if node is None else node / den
-            _labelled(node, lambda: rest)
+            self._labelled(node, lambda: rest)
         if coeff == -1:
             return -node
         if coeff != 1:
@@ -184,7 +198,7 @@ class _Lowering:
         return self.graph.const(value.real)
 
     def _sigmoid(self, u: sympy.Expr) -> Node:
-        return self.graph.apply("sigmoid", self.lower(u), label=f"σ({_label(u)})")
+        return self.meta.label(self.graph.apply("sigmoid", self.lower(u)), f"σ({_label(u)})")
 
     def _piecewise(self, expr: sympy.Piecewise) -> Node:
         """Piecewise((e1, c1), (e2, c2), ...) -> select(c1, e1, select(c2, e2, ... nan))."""
@@ -197,13 +211,13 @@ class _Lowering:
         return node
 
 
-def lower_exprs(exprs: Sequence[sympy.Expr], args: Sequence[sympy.Symbol],
-                dtype: str) -> tuple[Graph, list[Node]]:
-    """Lower `exprs` over the input symbols `args` into a fresh graph; returns (graph, outputs).
-    The graph's inputs are in `args` order."""
+def lower_exprs(exprs: Sequence[sympy.Expr], args: Sequence[sympy.Symbol], dtype: str,
+                meta: Meta) -> tuple[Graph, list[Node]]:
+    """Lower `exprs` over the input symbols `args` into a fresh graph, labelling its nodes in `meta`;
+    returns (graph, outputs)."""
     graph = Graph(dtype)
     symbols = {s: graph.input(s.name) for s in args}
-    lowering = _Lowering(graph, symbols)
+    lowering = _Lowering(graph, symbols, meta)
     outputs = []
     for e in exprs:
         if not isinstance(e, sympy.Basic):
@@ -233,3 +247,30 @@ def text_functions() -> dict[str, object]:
 
 
 TEXT_CONSTANTS = {"pi": sympy.pi, "E": sympy.E}
+
+
+def _unused(name: str, symbols: Sequence[sympy.Symbol]) -> str:
+    """An input name no user symbol has (graph inputs are keyed by name)."""
+    taken = {s.name for s in symbols}
+    while name in taken:
+        name += "'"
+    return name
+
+
+def lower_program(exprs: Sequence[sympy.Expr], args: Sequence[sympy.Symbol], wrt: Sequence[sympy.Symbol], *,
+                  name: str, dtype: str, weighted: bool) -> Program:
+    """The program of `exprs` over the inputs `args` (in that order), to be differentiated w.r.t. `wrt`.
+
+    Its objective is the sum of the outputs: with `weighted` (a sequence of expressions), Σ_k c_k·f_k,
+    where each cotangent c_k is an input after `args`; else the one output (seed 1). `origin` holds
+    the outputs' SymPy text."""
+    meta = Meta()
+    graph, outputs = lower_exprs(exprs, args, dtype, meta)
+    inputs = tuple(graph.input(s.name) for s in args)
+    if weighted:
+        seeds = tuple(graph.input(_unused(f"\x00cotangent{k}", args)) for k in range(len(outputs)))
+    else:
+        seeds = (graph.const(1.0),)
+    return Program(name, graph, inputs, tuple(outputs), tuple(outputs), seeds,
+                   tuple(graph.input(s.name) for s in wrt), meta=meta,
+                   origin=tuple(sympy.sstr(e) for e in exprs))

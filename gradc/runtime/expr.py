@@ -3,7 +3,30 @@
 The text of this file below the RUNTIME marker is copied verbatim into every generated expression
 module (which must not import gradc), so it may use only numpy, numba and the standard library.
 It is also importable here, so it is linted and tested as ordinary code.
+
+A written module defines, above its copy of this text, the constants and kernels `_values` and
+`_values_and_grads` read (gradc/backend/expr.py); the ones above the marker stand in for them so that
+this file imports alone (a test sets them to a small program's).
 """
+from numpy import dtype as _dtype  # noqa: I001 (above the marker: not copied)
+
+ARGS = ("x",)        # the inputs, in argument order
+WRT_INDEX = (0,)     # the differentiated inputs, as indices into ARGS
+OUTPUTS = ("f",)     # the outputs, in order
+SEQUENCE = False     # compiled from a sequence of expressions: a tuple of values, weighted by cotangents
+DTYPE = _dtype("float64")
+
+
+def _forward_kernel(*arrays):
+    """A written module's kernel: the inputs (flat arrays or shared scalars), then one out array per output."""
+    raise NotImplementedError("the kernels are a written module's")
+
+
+def _value_and_grad_kernel(*arrays):
+    """A written module's kernel: the inputs, a SEQUENCE's cotangents, the out arrays, the gradient buffers."""
+    raise NotImplementedError("the kernels are a written module's")
+
+
 # --- RUNTIME ---
 import contextlib
 import importlib.util
@@ -35,8 +58,8 @@ def _load(x, i):
 
     _load and _store index with np.uint64(i): an unsigned index skips Numba's negative-index
     wraparound, a select that hides from LLVM that point i + 1 is the next element, so it would
-    gather and scatter 4 points at a time instead of loading and storing them (rosenbrock8: 5.6 ms
-    a call with the signed index, 4.2 ms with this, as fast as the hand-written loop)."""
+    gather and scatter 4 points at a time instead of loading and storing them, and a kernel with many
+    inputs would be slower than the hand-written loop."""
 
 
 @overload(_load, inline="always")
@@ -97,9 +120,8 @@ def _kernel_argument(array, shape, n, dtype):
 
 def _prepare(values, names, dtype):
     """Broadcast the inputs like NumPy. Returns (shape, n, inputs as arrays, kernel arguments, one per
-    input as _kernel_argument makes it). Inputs that are ready as they are skip the broadcasting: it
-    cost rosenbrock8's 8 inputs at 10^6 points 0.18 ms a call of 4.1 (measured alternating with the
-    hand loop)."""
+    input as _kernel_argument makes it). Inputs that are ready as they are skip the broadcasting, whose
+    Python is a visible share of even a large call with many inputs."""
     if len(values) != len(names):
         raise TypeError(f"expected {len(names)} inputs ({', '.join(names)}), got {len(values)}")
     if _ready_as_is(values, dtype):
@@ -151,3 +173,33 @@ def _grad_result(buffer, array, shape, dtype):
     axes = tuple(range(extra)) + tuple(
         extra + k for k, size in enumerate(array.shape) if size == 1 and shape[extra + k] != 1)
     return full.sum(axis=axes).reshape(array.shape) if axes else full
+
+
+def _values(inputs):
+    """The body of a module's forward: the outputs at every point of the broadcast `inputs`, shaped like
+    the broadcast (one array; a tuple of them for a SEQUENCE of expressions)."""
+    shape, n, _, args = _prepare(inputs, ARGS, DTYPE)
+    outs = [np.empty(n, DTYPE) for _ in OUTPUTS]
+    with _KERNEL_LOCK:
+        _forward_kernel(*args, *outs)
+    return _shaped(outs, shape)
+
+
+def _values_and_grads(inputs, cotangents=None):
+    """The body of a module's value_and_grad: (the outputs as `_values` gives them, the gradient of sum(f),
+    of Σ cotangent·output for a SEQUENCE, w.r.t. each input of WRT_INDEX, shaped like that input). The
+    cotangents (default 1) weight a SEQUENCE's outputs; a single expression takes none."""
+    shape, n, arrays, args = _prepare(inputs, ARGS, DTYPE)
+    outs = [np.empty(n, DTYPE) for _ in OUTPUTS]
+    buffers = [_grad_buffer(arrays[k], n, DTYPE) for k in WRT_INDEX]
+    weights = _cotangents(cotangents, OUTPUTS, shape, n, DTYPE) if SEQUENCE else []
+    with _KERNEL_LOCK:
+        _value_and_grad_kernel(*args, *weights, *outs, *buffers)
+    grads = tuple(_grad_result(b, arrays[k], shape, DTYPE) for b, k in zip(buffers, WRT_INDEX))
+    return _shaped(outs, shape), grads
+
+
+def _shaped(outs, shape):
+    """The kernel's flat outputs shaped like the broadcast inputs: the one array, or a SEQUENCE's tuple."""
+    outs = [o.reshape(shape) for o in outs]
+    return tuple(outs) if SEQUENCE else outs[0]

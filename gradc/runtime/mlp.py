@@ -2,13 +2,37 @@
 
 The text below the RUNTIME marker is copied verbatim into every generated MLP module (which must
 not import gradc): numpy, numba and the standard library only. The lines above the marker are
-for this file alone: a written module carries runtime_math's and runtime_threads's text, and its
-own `_PARALLEL` line, in front of this one.
+for this file alone: a written module carries the text of vector_math.py, blas.py and threads.py
+next to this one, and defines the constants and kernels read here (gradc/backend/mlp.py) above its
+support code; the ones above the marker stand in for them so that this file imports alone (a test
+sets them to a small network's).
 """
 from gradc.runtime.vector_math import _exp  # noqa: I001 (above the marker: not copied)
 from gradc.runtime.threads import _split
+from numpy import dtype as _dtype
 
-_PARALLEL = True   # a written module says per network whether its loops may split (emit_mlp._parallel)
+_PARALLEL = True   # a written module says per network whether its loops may split (backend/mlp.py, _parallel)
+PARAM_SHAPES = {"W1": (2, 1), "b1": (1,)}       # the parameters, in the kernels' order
+PARAM_INITS = {"W1": "xavier", "b1": "zeros"}   # each weight's init rule
+INPUT, OUTPUT = 2, 1                            # units of the input and of the last layer
+LABELS_OK = False                               # Y may be integer class labels of shape (N,)
+DTYPE = _dtype("float64")
+
+
+def _forward(X, *params):
+    """A written module's kernel: X -> the last layer's activations."""
+    raise NotImplementedError("the kernels are a written module's")
+
+
+def _loss(X, Y, *params):
+    """A written module's kernel: (X, Y) -> loss."""
+    raise NotImplementedError("the kernels are a written module's")
+
+
+def loss_and_grad(params, X, Y):
+    """A written module's: (loss, gradients keyed and shaped like params) of a batch."""
+    raise NotImplementedError("loss_and_grad is a written module's")
+
 
 # --- RUNTIME ---
 import operator
@@ -91,7 +115,7 @@ def _sum_columns_into(a, total):
 @nb.njit(**_JIT)
 def _column_sums(a):
     """np.sum(a, axis=0) for a 2-D array, summed in float64 and rounded once to a's dtype. Written out
-    because Numba's np.sum with an axis takes 1.8 s to compile and runs 2-3x slower than this loop."""
+    because Numba's np.sum with an axis is slow to compile and runs slower than this loop."""
     total = np.zeros(a.shape[1], dtype=np.float64)
     _sum_columns_into(a, total)
     return total.astype(a.dtype)
@@ -351,3 +375,35 @@ def _init(shapes, inits, seed, dtype):
         std = {"xavier": np.sqrt(2.0 / (fan_in + fan_out)), "he": np.sqrt(2.0 / fan_in), "normal": 1.0}[inits[name]]
         params[name] = (rng.standard_normal(shape) * std).astype(dtype)
     return params
+
+
+# The public functions of a written module whose code is the same for every network: they read its
+# constants and call its kernels. Its loss_and_grad is written with the kernels: it unpacks the
+# gradients by name into a dict display, faster than any loop over PARAM_SHAPES.
+
+
+def init_params(seed=0):
+    """Fresh parameters keyed like PARAM_SHAPES (weights by each layer's init rule, zero biases)."""
+    return _init(PARAM_SHAPES, PARAM_INITS, seed, DTYPE)
+
+
+def forward(params, X):
+    """The last layer's activations for X of shape (N, INPUT)."""
+    return _run(_forward, params, (X,), PARAM_SHAPES, INPUT, OUTPUT, DTYPE, LABELS_OK)
+
+
+def loss(params, X, Y):
+    """The loss (a float) of a batch."""
+    return _run(_loss, params, (X, Y), PARAM_SHAPES, INPUT, OUTPUT, DTYPE, LABELS_OK)
+
+
+def sgd_step(params, X, Y, lr):
+    """One step of gradient descent on params, in place; returns the loss before the step."""
+    value, grads = loss_and_grad(params, X, Y)
+    for name in grads:   # check them all before changing any
+        if not isinstance(params[name], np.ndarray) or params[name].dtype.kind != "f":
+            raise ValueError(f"sgd_step updates params in place: param {name} must be a float ndarray,"
+                             f" got {getattr(params[name], 'dtype', type(params[name]).__name__)}")
+    for name, g in grads.items():
+        params[name] -= lr * g
+    return value
