@@ -17,6 +17,8 @@ import sympy as sp
 
 import gradc
 from gradc import jit
+from gradc.backend import expr as backend_expr
+from gradc.backend import mlp as backend_mlp
 
 x, y, w = sp.symbols("x y w", real=True)
 EXPR = (x + 1 / (1 + sp.exp(-y))) / (1 / (1 + sp.exp(-x)) + (x + y) ** 2) + w * sp.log(1 + sp.exp(x))
@@ -229,8 +231,8 @@ def test_written_expression_module_has_no_dead_definitions(module, multi):
 
 
 # -- layout: the user's model first, gradc's support code after a marker line ---------------------------
-_EXPR_RUNTIMES = ("vector_math", "expr", "heap")
-_MLP_RUNTIMES = ("vector_math", "blas", "threads", "mlp", "heap")
+_EXPR_RUNTIMES = backend_expr.RUNTIMES
+_MLP_RUNTIMES = backend_mlp.RUNTIMES
 _MLP_SPEC = {"input": 3, "layers": [{"units": 4, "activation": "tanh"}, {"units": 2, "activation": "sigmoid"}],
              "loss": "softmax_cross_entropy"}
 

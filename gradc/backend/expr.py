@@ -30,6 +30,8 @@ from gradc.core.program import Meta, Program
 _DECORATOR = '@nb.njit(parallel=True, error_model="numpy", cache=True)'
 _DEBUG_DECORATOR = '@nb.njit(error_model="numpy", cache=True)  # debug build: serial, checks every value'
 _INDENT = " " * 12
+#: the runtime files (gradc/runtime/) a written expression module draws its support code from, in their order there
+RUNTIMES = ("vector_math", "expr", "heap")
 
 
 def _checker(meta: Meta) -> Callable[[Node, str], str]:
@@ -53,7 +55,7 @@ def _vector(order: Sequence[Node], debug: bool) -> bool:
 @functools.cache
 def _reserved() -> frozenset[str]:
     """Names a user's names must not take: gradc's own and every global of the embedded runtime."""
-    return RESERVED | defined_names(runtime_source("expr")) | defined_names(runtime_source("vector_math"))
+    return RESERVED.union(*(defined_names(runtime_source(name)) for name in RUNTIMES))
 
 
 class _Names:
@@ -159,7 +161,7 @@ def emit_expr_module(p: Program, source_hash: str, regenerate: str, debug: bool 
     ])
     code = "\n\n\n".join("\n".join(lines) for lines in [_forward_kernel(p, nm, debug),
                                                         _value_and_grad_kernel(p, nm, debug), _wrappers(p, nm)])
-    support = [runtime_source("vector_math"), runtime_source("expr"), "import math" if "math." in code else "",
-               runtime_source("heap")]
+    # `import math` kept only where an op is printed as a call of it (erf)
+    support = ["import math", *(runtime_source(name) for name in RUNTIMES)]
     return module_source(header(f"{p.name}({', '.join(nm.args)})", source_hash, regenerate, described),
                          constants, code, support)

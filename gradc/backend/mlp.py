@@ -98,6 +98,10 @@ def _fuse_activations(order: Sequence[Node], naming: Naming) -> tuple[dict[int, 
     return fused, covered
 
 
+#: the runtime files (gradc/runtime/) a written MLP module draws its support code from, in their order there
+RUNTIMES = ("vector_math", "blas", "threads", "mlp", "losses", "heap")
+
+
 def _check(node: Node, name: str, meta: Meta, where: str = "") -> str:
     return f"_check_finite({name}, {debug_message(node, name, meta, where)})"
 
@@ -298,7 +302,6 @@ def emit_mlp_module(program: Program, source_hash: str, regenerate: str, debug: 
     helpers = "\n".join(line for act in p.activations for line in [*_activation_helpers(act, split), "", ""])
     helpers = used_runtime([helpers], kernels)[2]   # the activations' loops the kernels call
     code = "\n\n\n".join(part.strip("\n") for part in [kernels, helpers, _wrappers(p)] if part)
-    support = [runtime_source("vector_math"), runtime_source("blas"), runtime_source("threads"),
-               runtime_source("mlp"), runtime_source("heap")]
+    support = [runtime_source(name) for name in RUNTIMES]
     return module_source(header(f"MLP {p.spec.name}", source_hash, regenerate, described), _constants(p), code,
                          support, roots=_RUNTIME_API, settings=_parallel(p))
