@@ -9,7 +9,6 @@ whitelist: no eval, no sympify), so an expression string can never run code.
 from __future__ import annotations
 
 import argparse
-import ast
 import contextlib
 import json
 import keyword
@@ -17,17 +16,15 @@ import os
 import sys
 import textwrap
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import NoReturn
 
 from gradc import __version__
 from gradc.errors import GradcError
+from gradc.tools.describe import describe_expr, describe_mlp, imports
+from gradc.tools.sources import SPEC_SUFFIXES, UsageError, load_source, names
 
 PROG = "gradc"
-SPEC_SUFFIXES = (".yaml", ".yml", ".json", ".toml")
-MLP_FUNCTIONS = ("init_params", "forward", "loss", "loss_and_grad", "sgd_step")
-EXPR_FUNCTIONS = ("forward", "grad", "value_and_grad")
 
 _SPEC_EXAMPLE = """\
 An MLP spec (.yaml/.yml/.json/.toml), batch-major (a = act(a @ W + b) per layer):
@@ -52,10 +49,6 @@ def _expr_help() -> str:
             f"{functions}; {' and '.join(TEXT_CONSTANTS)} are constants. Expressions are parsed "
             "through a syntax-tree whitelist and never evaluated: anything else is rejected.")
     return textwrap.fill(text, 100)
-
-
-class UsageError(GradcError):
-    """A bad command line (argparse's complaints included)."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -196,132 +189,6 @@ def _add_source(parser: argparse.ArgumentParser) -> None:
                         help="expressions: default float64; spec: overrides the spec's dtype")
 
 
-# ------------------------------------------------------------------------------------------ sources
-
-
-@dataclass
-class Source:
-    """What the command line asked to compile: a spec, or expressions with their symbols."""
-
-    spec: Any = None                # a validated MLPSpec
-    exprs: Any = None               # one SymPy expression, or a list of several
-    args: list[Any] | None = None   # SymPy symbols, in order
-    wrt: list[Any] | None = None
-    name: str = "f"
-    dtype: str = "float64"
-
-    def compile(self) -> Any:
-        import gradc
-
-        if self.spec is not None:
-            return gradc.compile_mlp(self.spec)
-        return gradc.compile_expr(self.exprs, self.args, self.wrt, name=self.name, dtype=self.dtype)
-
-    @property
-    def title(self) -> str:
-        if self.spec is not None:
-            from gradc.tools.bench import describe
-
-            return f"MLP {describe(self.spec)}"
-        exprs = self.exprs if isinstance(self.exprs, list) else [self.exprs]
-        return "; ".join(_clip(str(e), 70) for e in exprs)
-
-
-def _clip(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _names(text: str, option: str) -> list[str]:
-    """'x, y' -> ['x', 'y']; each must be an identifier, and none repeated."""
-    names = [part.strip() for part in text.split(",")]
-    if not any(names):
-        raise UsageError(f"{option}: expected comma-separated names, got {text!r}")
-    for name in names:
-        if not name.isidentifier() or keyword.iskeyword(name):
-            raise UsageError(f"{option}: {name!r} is not a valid name (letters, digits and _, not a keyword)")
-    seen = set()
-    for name in names:
-        if name in seen:
-            raise UsageError(f"{option}: {name!r} is given twice")
-        seen.add(name)
-    return names
-
-
-def _safe_name(name: str | None, default: str | None) -> str | None:
-    from gradc.backend.names import sanitize
-
-    if name is None:
-        return default
-    if not name.strip():
-        raise UsageError("--name: expected a non-empty name")
-    safe = sanitize(name)
-    if safe != name:
-        print(f"gradc: note: --name {_clip(repr(name), 60)} is used as {safe!r}", file=sys.stderr)
-    return safe
-
-
-def load_source(ns: argparse.Namespace) -> Source:
-    """The spec or expressions named on the command line, parsed and validated (nothing compiled)."""
-    if ns.spec is not None and ns.expr:
-        raise UsageError("give either a SPEC file or --expr, not both")
-    if ns.spec is None and not ns.expr:
-        raise UsageError("nothing to compile: give a SPEC file (" + ", ".join(SPEC_SUFFIXES) + ") or --expr EXPR")
-    if ns.spec is not None:
-        return _spec_source(ns)
-    return _expr_source(ns)
-
-
-def _spec_source(ns: argparse.Namespace) -> Source:
-    from gradc.frontend.spec import load_spec
-
-    for option in ("args", "wrt"):
-        if getattr(ns, option) is not None:
-            raise UsageError(f"--{option} applies to --expr only, not to a spec")
-    path = Path(ns.spec)
-    if path.suffix.lower() not in SPEC_SUFFIXES:
-        raise UsageError(f"SPEC must be a {', '.join(SPEC_SUFFIXES)} file, got {ns.spec!r}"
-                         + (" (for an expression use --expr)" if not path.suffix else ""))
-    if not path.is_file():
-        raise UsageError(f"spec file not found: {ns.spec}" if not path.exists() else f"not a file: {ns.spec}")
-    spec = load_spec(path)
-    name, dtype = _safe_name(ns.name, None), ns.dtype
-    if name is not None or (dtype is not None and dtype != spec.dtype):
-        spec = load_spec({**spec.to_dict(), **({"name": name} if name else {}), **({"dtype": dtype} if dtype else {})})
-    return Source(spec=spec, name=spec.name, dtype=spec.dtype)
-
-
-def _expr_source(ns: argparse.Namespace) -> Source:
-    import sympy
-
-    from gradc.frontend.parse import parse_expr
-    from gradc.frontend.sympy import TEXT_CONSTANTS, text_functions
-
-    functions = text_functions()
-    arg_names = _names(ns.args, "--args") if ns.args is not None else None
-    for name in arg_names or ():
-        if name in functions or name in TEXT_CONSTANTS:
-            kind = "a function" if name in functions else "a constant"
-            raise UsageError(f"--args: {name!r} is {kind} name, not a variable")
-    many = len(ns.expr) > 1
-    exprs = [parse_expr(text, functions, TEXT_CONSTANTS, arg_names,
-                        what=f"expression {k + 1}" if many else "expression")
-             for k, text in enumerate(ns.expr)]
-    found = {s.name: s for e in exprs for s in e.free_symbols}
-    if arg_names is None:
-        arg_names = sorted(found)
-    args = [found.get(n) or sympy.Symbol(n, real=True) for n in arg_names]
-    wrt = None
-    if ns.wrt is not None:
-        wrt = []
-        for name in _names(ns.wrt, "--wrt"):
-            if name not in arg_names:
-                listed = ", ".join(arg_names) or "none"
-                raise UsageError(f"--wrt: {name!r} is not an argument (arguments: {listed})")
-            wrt.append(args[arg_names.index(name)])
-    return Source(exprs=exprs if many else exprs[0], args=args, wrt=wrt, name=_safe_name(ns.name, "f"),
-                  dtype=ns.dtype or "float64")
-
-
 # ------------------------------------------------------------------------------------------ commands
 
 
@@ -334,80 +201,11 @@ def _output_path(text: str) -> Path:
     return path
 
 
-def signatures(source_text: str, functions: Sequence[str]) -> dict[str, str]:
-    """name -> 'name(arg, arg=default)' for the module-level functions of a generated module."""
-    found = {}
-    for node in ast.parse(source_text).body:
-        if isinstance(node, ast.FunctionDef) and node.name in functions:
-            found[node.name] = f"{node.name}({ast.unparse(node.args)})"
-    return {name: found[name] for name in functions if name in found}
-
-
-def _describe_mlp(module: Any) -> list[str]:
-    spec = module.spec
-    shapes = ", ".join(f"{k} {_shape(v)}" for k, v in module.param_shapes.items())
-    n_in, n_out = spec.input, spec.layers[-1].units
-    labels = " or integer labels (N,)" if spec.loss in ("softmax_cross_entropy", "hinge") else ""
-    notes = {
-        "init_params": f"-> params: {shapes}",
-        "forward": f"X (N, {n_in}) -> (N, {n_out})",
-        "loss": f"Y (N, {n_out}){labels} -> float",
-        "loss_and_grad": "-> (loss, grads keyed and shaped like params)",
-        "sgd_step": "params -= lr * grads, in place -> loss before the step",
-    }
-    return _aligned(signatures(module.source, MLP_FUNCTIONS), notes)
-
-
-def _module_constant(source_text: str, name: str) -> Any:
-    """The literal value assigned to `name` at the top level of a generated module (None if absent)."""
-    for node in ast.parse(source_text).body:
-        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == name for t in node.targets):
-            try:
-                return ast.literal_eval(node.value)
-            except ValueError:
-                return None
-    return None
-
-
-def _describe_expr(module: Any) -> list[str]:
-    sigs = signatures(module.source, EXPR_FUNCTIONS)
-    wrt_names = _module_constant(module.source, "WRT") or module.wrt   # as the module spells them
-    wrt = ", ".join(f"d_{w}" for w in wrt_names)
-    out = "value" if module.n_outputs == 1 else f"tuple of {module.n_outputs} values"
-    summed = "sum(f)" if module.n_outputs == 1 else "sum(cotangent_k * f_k) (cotangents default 1)"
-    notes = {
-        "forward": f"-> {out}; inputs broadcast like NumPy",
-        "grad": f"-> ({wrt}{',' if len(wrt_names) == 1 else ''}): d {summed} / d each, shaped like it",
-        "value_and_grad": f"-> ({out}, grads) in one pass",
-    }
-    return _aligned(sigs, notes)
-
-
-def _imports(source_text: str) -> set[str]:
-    """Top-level names of the modules a generated module imports (numpy, numba, math, ...)."""
-    names = set()
-    for node in ast.walk(ast.parse(source_text)):
-        if isinstance(node, ast.Import):
-            names.update(alias.name.split(".")[0] for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
-            names.add(node.module.split(".")[0])
-    return names
-
-
-def _aligned(sigs: dict[str, str], notes: dict[str, str]) -> list[str]:
-    width = max(map(len, sigs.values()), default=0)
-    return [f"  {sig.ljust(width)}  {notes.get(name, '')}".rstrip() for name, sig in sigs.items()]
-
-
-def _shape(shape: Sequence[int]) -> str:
-    return "(" + ", ".join(map(str, shape)) + ("," if len(shape) == 1 else "") + ")"
-
-
 def cmd_compile(ns: argparse.Namespace) -> int:
     output = _output_path(ns.output)
     source = load_source(ns)
     module = source.compile()
-    shadowed = _imports(module.source)
+    shadowed = imports(module.source)
     if output.stem in shadowed:
         raise UsageError(f"-o/--output: {output.name!r} would shadow the module {output.stem!r} that the "
                          "generated code imports; choose another name")
@@ -417,7 +215,7 @@ def cmd_compile(ns: argparse.Namespace) -> int:
         raise GradcError(f"cannot write {output}: {exc.strerror or exc}") from exc
     lines = module.source.count("\n") + 1
     print(f"wrote {written} ({lines} lines, needs only numpy + numba): {source.title}")
-    print(*(_describe_mlp(module) if source.spec is not None else _describe_expr(module)), sep="\n")
+    print(*(describe_mlp(module) if source.spec is not None else describe_expr(module)), sep="\n")
     stem = written.stem
     if stem.isidentifier() and not keyword.iskeyword(stem):
         first = "loss_and_grad" if source.spec is not None else "value_and_grad"
@@ -474,7 +272,7 @@ def cmd_bench(ns: argparse.Namespace) -> int:
     ns.expr, ns.args, ns.wrt, ns.name, ns.dtype = None, None, None, None, None
     source = load_source(ns)
     choice = ns.peers.strip().lower()
-    peers = list(PEERS) if choice == "all" else [] if choice in ("none", "") else _names(ns.peers, "--peers")
+    peers = list(PEERS) if choice == "all" else [] if choice in ("none", "") else names(ns.peers, "--peers")
     unknown = [p for p in peers if p not in PEERS]
     if unknown:
         raise UsageError(f"--peers: unknown peer {unknown[0]!r} (known: {', '.join(PEERS)}, all, none)")
