@@ -82,6 +82,15 @@ and exit with status 2.""")
     parser.add_argument("--version", action="version", version=f"gradc {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
+    _add_compile(commands, expr_help)
+    _add_show(commands, expr_help)
+    _add_check(commands, expr_help)
+    _add_bench(commands)
+    return parser
+
+
+def _add_compile(commands: argparse._SubParsersAction, expr_help: str) -> None:
+    """`gradc compile`: write the generated module and print its signatures."""
     compile_ = commands.add_parser(
         "compile", formatter_class=_FORMAT, help="write the generated module and print its signatures",
         description="Compile an MLP spec or expressions and write the standalone module (numpy + numba "
@@ -105,6 +114,9 @@ Import it with 'from net import loss_and_grad' or gradc.load("build/net.py").
     compile_.add_argument("-o", "--output", required=True, metavar="OUT.py",
                           help="where to write the module (must end in .py; parent folders are created)")
 
+
+def _add_show(commands: argparse._SubParsersAction, expr_help: str) -> None:
+    """`gradc show`: print the generated source."""
     show = commands.add_parser(
         "show", formatter_class=_FORMAT, help="print the generated source (highlighted on a terminal)",
         description="Print the generated module's source: syntax-highlighted when stdout is a terminal "
@@ -118,6 +130,9 @@ Import it with 'from net import loss_and_grad' or gradc.load("build/net.py").
     _add_source(show)
     show.add_argument("--no-color", action="store_true", help="never highlight (also: NO_COLOR set)")
 
+
+def _add_check(commands: argparse._SubParsersAction, expr_help: str) -> None:
+    """`gradc check`: gradients against finite differences."""
     check = commands.add_parser(
         "check", formatter_class=_FORMAT, help="compare gradients with finite differences (exit 1 over --tol)",
         description="""Compare gradc's gradients with central finite differences (float64, step
@@ -146,6 +161,9 @@ gradient is not finite (outside the domain) are skipped.""",
     check.add_argument("--low", type=float, default=-1.0, help="expressions: lowest coordinate (default -1)")
     check.add_argument("--high", type=float, default=1.0, help="expressions: highest coordinate (default 1)")
 
+
+def _add_bench(commands: argparse._SubParsersAction) -> None:
+    """`gradc bench`: time a training step against hand-written NumPy and the peers."""
     bench = commands.add_parser(
         "bench", formatter_class=_FORMAT, help="time a training step: gradc vs hand-written NumPy and peers",
         description="""Time one training step (loss + every parameter gradient) of an MLP spec: gradc's
@@ -172,7 +190,6 @@ filled), each in a fresh process, and the generated code's op counts.""",
     bench.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     bench.add_argument("--json", metavar="FILE",
                        help="also write the full report (each contestant's median, spread, samples) as JSON")
-    return parser
 
 
 def _add_source(parser: argparse.ArgumentParser) -> None:
