@@ -229,6 +229,29 @@ def check_expr(exprs: Any, args: Sequence[Any] | None = None, wrt: Sequence[Any]
     # one output: grad of sum(f), weight 1; several: a random weighted sum, weights passed as cotangents
     weights = [rng.uniform(0.5, 1.5, size=candidates) if many else 1.0 for _ in range(module.n_outputs)]
 
+    grads, fds, finite = _expr_differences(module, xs, weights, wrt_index, step)
+    chosen = np.flatnonzero(finite)[:points]
+    if chosen.size == 0:
+        raise GradcError(f"no point in [{low:g}, {high:g}]^{n_args} (of {candidates} tried) where the "
+                         "value and gradient are finite; the expression may be undefined there (sample elsewhere: "
+                         "low/high, gradc check --low/--high)")
+    if chosen.size < points:
+        notes.append(f"only {chosen.size} of {candidates} random points had finite values and gradients")
+    results = []
+    for k, g, fd in zip(wrt_index, grads, fds):
+        acc = _Accumulator(module.args[k], ())
+        acc.add(np.asarray(g)[chosen], fd[chosen])
+        results.append(acc.result())
+    described = ", ".join(_describe(e) for e in (exprs if isinstance(exprs, (list, tuple)) else [exprs]))
+    return CheckReport(described, results, tol, int(chosen.size), notes, label="argument")
+
+
+def _expr_differences(module: Any, xs: list[np.ndarray], weights: list[Any], wrt_index: list[int],
+                      step: float) -> tuple[list[np.ndarray], list[np.ndarray], np.ndarray]:
+    """At the points `xs`: the gradients of Σ weights·outputs from `value_and_grad`, their central
+    differences through `forward` (one per differentiated argument), and where all of them are finite."""
+    many = module.n_outputs > 1
+
     def total(inputs: Sequence[np.ndarray]) -> np.ndarray:
         out = module.forward(*inputs)
         outs = out if many else (out,)
@@ -250,20 +273,7 @@ def check_expr(exprs: Any, args: Sequence[Any] | None = None, wrt: Sequence[Any]
             fd = (fp - fm) / (xp - xm)
             finite &= np.isfinite(g) & np.isfinite(fp) & np.isfinite(fm) & np.isfinite(fd)
             fds.append(fd)
-    chosen = np.flatnonzero(finite)[:points]
-    if chosen.size == 0:
-        raise GradcError(f"no point in [{low:g}, {high:g}]^{n_args} (of {candidates} tried) where the "
-                         "value and gradient are finite; the expression may be undefined there (sample elsewhere: "
-                         "low/high, gradc check --low/--high)")
-    if chosen.size < points:
-        notes.append(f"only {chosen.size} of {candidates} random points had finite values and gradients")
-    results = []
-    for k, g, fd in zip(wrt_index, grads, fds):
-        acc = _Accumulator(module.args[k], ())
-        acc.add(np.asarray(g)[chosen], fd[chosen])
-        results.append(acc.result())
-    described = ", ".join(_describe(e) for e in (exprs if isinstance(exprs, (list, tuple)) else [exprs]))
-    return CheckReport(described, results, tol, int(chosen.size), notes, label="argument")
+    return list(grads), fds, finite
 
 
 def _describe(expr: Any) -> str:
