@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+import sys
+import threading
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import sympy
@@ -36,8 +38,12 @@ def _as_exprs(expr: Any) -> tuple[list[sympy.Expr], bool]:
         raise GradcError("compile_expr needs at least one expression, got an empty sequence")
     out = []
     for e in items:
+        if isinstance(e, sympy.MatrixBase):
+            raise TypeError(f"compile_expr takes scalar SymPy expressions, got a {e.shape[0]}x{e.shape[1]} "
+                            f"{type(e).__name__}: pass its entries as a sequence (list(M)), one output each")
         if isinstance(e, bool) or not isinstance(e, (sympy.Basic, int, float)):
-            raise TypeError(f"compile_expr takes SymPy expressions, got {type(e).__name__}: {e!r:.60}"
+            shown = " ".join(repr(e).split())   # one line, however the object prints itself
+            raise TypeError(f"compile_expr takes SymPy expressions, got {type(e).__name__}: {shown:.60}"
                             " (parse text with `gradc compile --expr` or build the expression with sympy)")
         out.append(sympy.Float(e) if isinstance(e, float) else sympy.Integer(e) if isinstance(e, int) else e)
     return out, many
@@ -55,6 +61,39 @@ def _symbols(value: Any, what: str) -> list[sympy.Symbol]:
     return items
 
 
+_STACK_BYTES = 512 << 20   # a thread's stack for SymPy's recursive walks of deeply nested expressions
+_RECURSION_LIMIT = 200_000
+_deep_lock = threading.Lock()
+
+
+def _deep(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """fn(*args, **kwargs) in a thread with a 512 MiB stack and Python's recursion limit raised to match:
+    SymPy walks expressions recursively (printing, assumptions, free_symbols), so an expression nested
+    thousands deep needs both. The limit is the process's: it is raised only while fn runs, one call at
+    a time. Whatever fn raises is raised here."""
+    result: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            result["value"] = fn(*args, **kwargs)
+        except BaseException as exc:   # handed to the caller below
+            result["error"] = exc
+
+    with _deep_lock:
+        old_limit, old_stack = sys.getrecursionlimit(), threading.stack_size(_STACK_BYTES)
+        sys.setrecursionlimit(max(old_limit, _RECURSION_LIMIT))
+        try:
+            worker = threading.Thread(target=run, name="gradc-compile")
+            worker.start()
+            worker.join()
+        finally:
+            threading.stack_size(old_stack)
+            sys.setrecursionlimit(old_limit)
+    if "error" in result:
+        raise result["error"]
+    return result["value"]
+
+
 def compile_expr(expr: Any, args: Sequence[sympy.Symbol] | None = None, wrt: Sequence[sympy.Symbol] | None = None,
                  *, name: str = "f", dtype: str = "float64", debug: bool = False) -> ExprModule:
     """Compile a SymPy expression (or a sequence of them) to batched forward and gradient kernels.
@@ -65,6 +104,11 @@ def compile_expr(expr: Any, args: Sequence[sympy.Symbol] | None = None, wrt: Seq
     check after every named intermediate that raises FloatingPointError(naming it, its source
     sub-expression, and the first bad point index).
     """
+    return _deep(_compile_expr, expr, args, wrt, name=name, dtype=dtype, debug=debug)
+
+
+def _compile_expr(expr: Any, args: Sequence[sympy.Symbol] | None, wrt: Sequence[sympy.Symbol] | None, *,
+                  name: str, dtype: str, debug: bool) -> ExprModule:
     program = expr_program(expr, args, wrt, name=name, dtype=dtype)
     exprs, many = _as_exprs(expr)
     arg_names = [x.name for x in program.inputs]

@@ -15,6 +15,7 @@ import numba as nb
 import numpy as np
 import pytest
 import sympy as sp
+from sympy.codegen import cfunctions
 
 import gradc
 from gradc.backend.forms import FORMS
@@ -27,8 +28,8 @@ def sig(u):
     return 1 / (1 + sp.exp(-u))
 
 
-def _lambdify(expr, args):
-    return sp.lambdify(args, expr, ["scipy", "numpy"])
+def _lambdify(expr, args):   # (Cbrt and fma: SymPy's C functions NumPy's printer does not know)
+    return sp.lambdify(args, expr, [{"Cbrt": np.cbrt, "fma": lambda a, b, c: a * b + c}, "scipy", "numpy"])
 
 
 def oracle_value(expr, args, *inputs):
@@ -254,12 +255,18 @@ def _no_distributions(d):
     return d.replace(lambda e: isinstance(e, (sp.Derivative, sp.DiracDelta)), lambda e: sp.S.Zero)
 
 
+def _diff(expr, s):
+    """sympy.diff, with Mod and frac written as SymPy defines them (it leaves their derivatives unevaluated)."""
+    expr = expr.replace(sp.Mod, lambda a, b: a - b * sp.floor(a / b)).replace(sp.frac, lambda a: a - sp.floor(a))
+    return _no_distributions(sp.diff(expr, s))
+
+
 def _check_against_sympy(expr, args, inputs, rtol=1e-10):
     m = gradc.compile_expr(expr, args=list(args))
     value, grads = m.value_and_grad(*inputs)
     np.testing.assert_allclose(value, oracle_value(expr, args, *inputs), rtol=rtol, atol=1e-12)
     for s, g in zip(args, grads):
-        d = _no_distributions(sp.diff(expr, s))
+        d = _diff(expr, s)
         want = np.broadcast_to(_lambdify(d, args)(*inputs), np.shape(g))
         np.testing.assert_allclose(g, want, rtol=rtol, atol=1e-12, err_msg=f"d/d{s} of {expr}")
     return m
@@ -278,6 +285,95 @@ def test_piecewise_without_otherwise_is_nan_outside():
     m = gradc.compile_expr(sp.Piecewise((x, x > 0)))
     value = m.forward(np.array([-1.0, 2.0]))
     assert np.isnan(value[0]) and value[1] == 2.0
+
+
+def test_piecewise_gradient_is_nan_where_sympy_value_is_undefined():
+    """No branch holds (or the one that does is nan): the value is nan, and so is every input's derivative
+    (as sympy.diff + lambdify give it); a branch not taken passes back 0, not 0 * nan."""
+    xs, ys = np.array([-1.0, 0.5, 2.0]), np.array([1.0, -1.0, 3.0])
+    for expr in (sp.Piecewise((x * y, x > 1), (y**2, x > 0)), sp.Piecewise((x * y, x > 0), (sp.nan, True)),
+                 sp.Piecewise((2.0, x > 0))):
+        m = gradc.compile_expr(expr, args=[x, y])
+        value, (dx, dy) = m.value_and_grad(xs, ys)
+        assert np.isnan(value[0]) and np.all(np.isfinite(value[1:])), expr
+        assert np.isnan(dx[0]) and np.all(np.isfinite(dx[1:])), expr
+        assert np.isnan(dy[0]) == expr.has(y) and np.all(np.isfinite(dy[1:])), expr
+    nested = sp.Piecewise((x, x > 0), (sp.Piecewise((y**2, y > 0)), True))   # inner nan never selected: 0
+    _, (dx, dy) = gradc.compile_expr(nested, args=[x, y]).value_and_grad(np.array([1.0, -1.0]), np.array([-1.0, 2.0]))
+    np.testing.assert_array_equal(dx, [1.0, 0.0])
+    np.testing.assert_array_equal(dy, [0.0, 4.0])
+
+
+_FUNCTIONS = {   # issue 17: SymPy's functions as people write them, a few per module
+    "reciprocal trig": sp.sec(x) + sp.csc(y) * z + sp.cot(x * y) + sp.asec(z) + sp.acsc(2 * z) + sp.acot(x - y),
+    "hyperbolic": sp.asinh(x * y) + sp.acosh(z) + sp.atanh(x / 3) + sp.acoth(z + 1) + sp.asech(z / 3)
+    + sp.acsch(x + 3),
+    "C functions": cfunctions.exp2(x) + cfunctions.log2(z) + cfunctions.log10(z * y + 8) + cfunctions.expm1(x * y)
+    + cfunctions.log1p(z) + cfunctions.hypot(x, y) + cfunctions.Sqrt(z) + cfunctions.Cbrt(z) + cfunctions.fma(x, y, z)
+    + sp.erfc(x),
+    "steps": sp.Heaviside(x) * y + sp.Heaviside(y, z) + sp.frac(x * z) * y + sp.Mod(x * 3, y) + sp.Mod(y, x - 3)
+    + sp.sign(x) + sp.floor(y) * z + sp.ceiling(x),
+    "roots and n-ary": sp.real_root(x, 3) * y + sp.real_root(y - 2, 5) + sp.root(z, 4) + sp.sinc(x * 3)
+    + sp.Max(x, y, z, 0.5) + sp.Min(x, y * 2, z - 1, -x),
+}
+
+
+@pytest.mark.parametrize("name", _FUNCTIONS)
+def test_sympy_functions_as_people_write_them(name):
+    """Each against sympy.diff + lambdify, on points where it is defined (z > 1 for acosh, asec, ...)."""
+    n = 200
+    xs = RNG.uniform(-2.5, 2.5, n)
+    ys = RNG.uniform(-2.5, 2.5, n)
+    zs = RNG.uniform(1.1, 3.0, n)
+    _check_against_sympy(_FUNCTIONS[name], (x, y, z), (xs, ys, zs), rtol=1e-9)
+
+
+def test_readme_lists_the_supported_functions_and_expression_strings_accept_them():
+    from pathlib import Path
+
+    from gradc.frontend.parse import parse_expr
+    from gradc.frontend.sympy import TEXT_CONSTANTS, supported_functions, text_functions
+
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    block = readme.split("<!-- supported functions: begin -->")[1].split("<!-- supported functions: end -->")[0]
+    assert re.findall(r"`([^`]+)`", block) == supported_functions(), \
+        "README's Supported SymPy list differs from gradc.frontend.sympy.supported_functions(): regenerate it"
+    assert set(supported_functions()) - {"Piecewise"} <= set(text_functions())
+    got = parse_expr("sec(x) + Heaviside(x, 0) + Mod(x, 2) + real_root(x, 3) + log10(y) + Max(x, y, z) + sinc(x)",
+                     text_functions(), TEXT_CONSTANTS)
+    assert got == (sp.sec(x) + sp.Heaviside(x, 0) + sp.Mod(x, 2) + sp.real_root(x, 3) + cfunctions.log10(y)
+                   + sp.Max(x, y, z) + sp.sinc(x))
+
+
+def test_sinc_is_one_at_zero_with_slope_zero_and_accurate_near_it():
+    m = gradc.compile_expr(sp.sinc(x), args=[x])
+    points = np.array([0.0, -0.0, 1e-300, 1e-8, -1e-3, 0.3, 0.49, 0.51, -2.0, np.pi])
+    value, (dx,) = m.value_and_grad(points)
+    assert value[0] == value[1] == value[2] == 1.0 and dx[0] == dx[1] == 0.0
+    for p, v, d in zip(points[2:], value[2:], dx[2:]):
+        want_v = sp.sinc(sp.Float(p, 50)).evalf(30)
+        want_d = sp.diff(sp.sinc(x), x).subs(x, sp.Float(p, 50)).evalf(30)
+        assert v == pytest.approx(float(want_v), rel=1e-15, abs=1e-300)
+        assert d == pytest.approx(float(want_d), rel=1e-14, abs=1e-300), p
+
+
+def test_heaviside_at_zero_is_its_second_argument_one_half_by_default():
+    m = gradc.compile_expr([sp.Heaviside(x), sp.Heaviside(x, 0), sp.Heaviside(x, 1), sp.Heaviside(x, y)], args=[x, y])
+    values = m.forward(np.array([-1.0, 0.0, 2.0]), 0.25)
+    np.testing.assert_array_equal(values, [[0, 0.5, 1], [0, 0, 1], [0, 1, 1], [0, 0.25, 1]])
+    _, (dx, dy) = m.value_and_grad(np.array([-1.0, 0.0, 2.0]), np.array([0.25] * 3))
+    np.testing.assert_array_equal(dx, [0, 0, 0])
+    np.testing.assert_array_equal(dy, [0, 1, 0])
+
+
+def test_mod_takes_the_sign_of_the_divisor_like_python():
+    m = gradc.compile_expr(sp.Mod(x, y), args=[x, y])
+    a = np.array([5.5, -5.5, 5.5, -5.5, 1e17, 3.0])
+    b = np.array([2.0, 2.0, -2.0, -2.0, 3.0, 1.5])
+    value, (da, db) = m.value_and_grad(a, b)
+    np.testing.assert_array_equal(value, [p % q for p, q in zip(a, b)])
+    np.testing.assert_array_equal(da, np.ones(6))
+    np.testing.assert_array_equal(db, -np.floor(a / b))
 
 
 def test_max_min_abs_sign_floor_ceiling_gradients():

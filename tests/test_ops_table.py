@@ -21,9 +21,11 @@ from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
 
+import mpmath
 import numpy as np
 import pytest
 import sympy as sp
+from sympy.codegen import cfunctions
 
 import gradc
 from gradc import pipeline
@@ -36,6 +38,7 @@ from gradc.core.program import Meta
 from gradc.errors import UnsupportedError
 from gradc.frontend.mlp import compile_activation
 from gradc.frontend.sympy import SYMPY_OPS
+from gradc.runtime import special as runtime_special
 
 DEFAULT_SHAPE = Op.__dataclass_fields__["shape"].default
 
@@ -85,6 +88,22 @@ ROWS: dict[str, Row] = {
     "cosh": Row(scalarwise(math.cosh), sp.cosh),
     "tanh": Row(scalarwise(math.tanh), sp.tanh),
     "erf": Row(scalarwise(math.erf), sp.erf),
+    "erfc": Row(scalarwise(math.erfc), sp.erfc),
+    "asinh": Row(scalarwise(math.asinh), sp.asinh),
+    "acosh": Row(scalarwise(math.acosh), sp.acosh),
+    "atanh": Row(scalarwise(math.atanh), sp.atanh),
+    "expm1": Row(scalarwise(math.expm1), cfunctions.expm1),
+    "hypot": Row(scalarwise(math.hypot), lambda x, y: cfunctions.hypot(x, y)),
+    "cbrt": Row(scalarwise(math.cbrt), cfunctions.Cbrt),
+    "sinc": Row(scalarwise(lambda a: math.sin(a) / a if a else 1.0), sp.sinc),
+    "mod": Row(scalarwise(lambda a, b: a % b), lambda x, y: sp.Mod(x, y)),
+    "gamma": Row(scalarwise(math.gamma), sp.gamma),
+    "loggamma": Row(scalarwise(lambda a: float(mpmath.loggamma(a))), sp.loggamma),
+    "digamma": Row(scalarwise(lambda a: float(mpmath.digamma(a))), sp.digamma),
+    "polygamma": Row(scalarwise(lambda a: float(mpmath.polygamma(1, a))), lambda x: sp.polygamma(1, x)),
+    "lambertw": Row(scalarwise(lambda a: float(mpmath.lambertw(a).real)), sp.LambertW),
+    "erfinv": Row(scalarwise(lambda a: float(mpmath.erfinv(a))), sp.erfinv),
+    "erfcinv": Row(scalarwise(lambda a: float(mpmath.erfinv(1 - mpmath.mpf(a)))), sp.erfcinv),
     "abs": Row(scalarwise(abs), sp.Abs),
     "sign": Row(scalarwise(lambda a: float((a > 0) - (a < 0))), sp.sign),
     "floor": Row(scalarwise(math.floor), sp.floor),
@@ -385,7 +404,16 @@ def _contexts(g: Graph, node: ir.Node, feed: dict, n: int) -> list[ir.Node]:
 
 # the emitted modules' globals; math.erf wrapped so that a ** b of a negative base is nan as in Numba
 # (Python floats would go complex)
-_PRINTED_GLOBALS = {"np": np, "math": SimpleNamespace(erf=lambda v: np.float64(math.erf(v)))}
+_PRINTED_GLOBALS = {"np": np, "math": SimpleNamespace(erf=lambda v: np.float64(math.erf(v)),
+                                                     erfc=lambda v: np.float64(math.erfc(v)))}
+# the special functions: math.gamma, and the support functions of runtime/special.py they print as calls of
+_PRINTED_GLOBALS["math"].gamma = lambda v: np.float64(math.gamma(v))
+def _as_numpy_float(function: Callable[..., float]) -> Callable[..., np.float64]:
+    return lambda *v: np.float64(function(*v))
+
+
+_PRINTED_GLOBALS.update({name: _as_numpy_float(getattr(runtime_special, name))
+                         for name in ("_loggamma", "_digamma", "_polygamma", "_lambertw", "_erfinv", "_erfcinv")})
 
 
 def _bool_input(record: Op, k: int) -> bool:
@@ -431,6 +459,16 @@ _SYMBOLS = sp.symbols("x y z", real=True)
 def _no_distributions(d: sp.Expr) -> sp.Expr:
     """sympy.diff of floor/sign gives Derivative/DiracDelta: zero away from the jumps the points avoid."""
     return d.replace(lambda e: isinstance(e, (sp.Derivative, sp.DiracDelta)), lambda e: sp.S.Zero)
+
+
+def sympy_diff(expr: sp.Expr, s: sp.Symbol) -> sp.Expr:
+    """sympy.diff, with Mod and frac written as SymPy defines them (it leaves their derivatives unevaluated)."""
+    expr = expr.replace(sp.Mod, lambda a, b: a - b * sp.floor(a / b)).replace(sp.frac, lambda a: a - sp.floor(a))
+    return _no_distributions(sp.diff(expr, s))
+
+
+#: lambdify's modules: SymPy's C functions NumPy's printer does not know
+LAMBDIFY_MODULES = [{"Cbrt": np.cbrt, "fma": lambda a, b, c: a * b + c}, "scipy", "numpy"]
 
 
 @dataclass
@@ -502,10 +540,10 @@ def test_kernel_matches_interpreter_and_sympy(name):
     for got, want in zip(grads, want_grads):
         np.testing.assert_allclose(got, np.broadcast_to(want, got.shape), rtol=1e-12, atol=1e-14)
     # and the program is the expression's: values and derivatives against SymPy itself
-    oracle = sp.lambdify(c.symbols, c.expr, ["scipy", "numpy"])
+    oracle = sp.lambdify(c.symbols, c.expr, LAMBDIFY_MODULES)
     np.testing.assert_allclose(value, np.broadcast_to(oracle(*points), value.shape), rtol=1e-12, atol=1e-14)
     for s, got in zip(c.symbols, grads):
-        d = sp.lambdify(c.symbols, _no_distributions(sp.diff(c.expr, s)), ["scipy", "numpy"])
+        d = sp.lambdify(c.symbols, sympy_diff(c.expr, s), LAMBDIFY_MODULES)
         np.testing.assert_allclose(got, np.broadcast_to(d(*points), got.shape), rtol=1e-10, atol=1e-12,
                                    err_msg=f"d/d{s}")
 
@@ -526,6 +564,7 @@ def _runtime_math_scope() -> dict:
     from gradc.backend.printer import runtime_source
     scope = {"nb": nb, "np": np, "math": math}
     exec(runtime_source("vector_math"), scope)   # noqa: S102 - gradc's own runtime text
+    exec(runtime_source("special"), scope)   # noqa: S102 - gradc's own runtime text
     return scope
 
 

@@ -401,3 +401,39 @@ def test_argument_names_cannot_shadow_what_the_public_functions_call():
     np.testing.assert_array_equal(grads[0], np.full(3, 1.0 + 2.0 * 4.0))
     np.testing.assert_array_equal(m.grad(*points)[3], np.full(3, 4.0 + 1.0))
     np.testing.assert_array_equal(m.forward(*points)[1], product)
+
+
+_SPECIAL_RUN = textwrap.dedent("""
+    import importlib.abc, importlib.util, sys
+
+    class Blocked(importlib.abc.MetaPathFinder):
+        def find_spec(self, name, path=None, target=None):
+            if name.split(".")[0] in ("gradc", "scipy"):
+                raise ImportError(name + " is not installed here")
+            return None
+
+    sys.meta_path.insert(0, Blocked())
+    import numpy as np
+    spec = importlib.util.spec_from_file_location("special_module", sys.argv[1])
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    value, (d_x,) = mod.value_and_grad(np.load(sys.argv[2]))
+    np.save(sys.argv[2], np.array([value, d_x]))
+    assert not [m for m in sys.modules if m.split(".")[0] in ("gradc", "scipy")]
+""")
+
+
+def test_written_special_functions_run_without_scipy(tmp_path):
+    """The special functions' support code (runtime/special.py) is copied in: no scipy at run time."""
+    special = sp.loggamma(x) + sp.polygamma(2, x) + sp.LambertW(x) + sp.erfcinv(x / 4)   # each support function
+    module = gradc.compile_expr(special, [x])
+    path, points = module.write(tmp_path / "special.py"), tmp_path / "points.npy"
+    xs = np.linspace(0.1, 3.9, 7)
+    np.save(points, xs)
+    done = subprocess.run([sys.executable, "-c", _SPECIAL_RUN, str(path), str(points)], capture_output=True,
+                          text=True, timeout=300, cwd=tmp_path, env={**os.environ, "PYTHONPATH": ""})
+    assert done.returncode == 0, done.stderr[-3000:]
+    value, d_x = np.load(points)
+    want_value, (want_d_x,) = module.value_and_grad(xs)
+    np.testing.assert_array_equal(value, want_value)
+    np.testing.assert_array_equal(d_x, want_d_x)

@@ -31,7 +31,7 @@ _DECORATOR = '@nb.njit(parallel=True, error_model="numpy", cache=True)'
 _DEBUG_DECORATOR = '@nb.njit(error_model="numpy", cache=True)  # debug build: serial, checks every value'
 _INDENT = " " * 12
 #: the runtime files (gradc/runtime/) a written expression module draws its support code from, in their order there
-RUNTIMES = ("vector_math", "expr", "heap")
+RUNTIMES = ("vector_math", "special", "expr", "heap")
 
 
 def _checker(meta: Meta) -> Callable[[Node, str], str]:
@@ -161,7 +161,7 @@ def emit_expr_module(p: Program, source_hash: str, regenerate: str, debug: bool 
     ])
     code = "\n\n\n".join("\n".join(lines) for lines in [_forward_kernel(p, nm, debug),
                                                         _value_and_grad_kernel(p, nm, debug), _wrappers(p, nm)])
-    # `import math` kept only where an op is printed as a call of it (erf)
+    # `import math` kept only where an op is printed as a call of it (erf, gamma)
     support = ["import math", *(runtime_source(name) for name in RUNTIMES)]
     return module_source(header(f"{p.name}({', '.join(nm.args)})", source_hash, regenerate, described),
                          constants, code, support)

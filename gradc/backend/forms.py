@@ -56,7 +56,7 @@ def runtime_call(helper: str, arity: int, hint: str) -> Form:
 
 def _libm_vectorises(node: Node) -> bool:
     """LLVM 20 and later (llvmlite >= 0.45) vectorise a loop calling tan, arcsin, arccos, arctan, arctan2,
-    sinh or cosh, calling libm lane by lane; LLVM 15 keeps such a loop scalar."""
+    sinh, cosh or cbrt, calling libm lane by lane; LLVM 15 keeps such a loop scalar (cbrt: not checked)."""
     from llvmlite import binding
     return binding.llvm_version_info >= (20,)
 
@@ -79,6 +79,11 @@ def _pow_vectorises(node: Node) -> bool:
     call LLVM's pow intrinsic."""
     exponent = node.inputs[1]
     return not (exponent.is_const and exponent.value.is_integer() and -64 <= exponent.value < -1)
+
+
+def _emit_sinc(args: list[str], node: Node) -> tuple[str, int]:
+    """SymPy's sinc: sin(a)/a, 1 at a = 0 (the input printed as an operand of `/`, `prec` = POW_PREC)."""
+    return f"(np.sin({args[0]}) / {args[0]} if {args[0]} != 0.0 else 1.0)", ATOM
 
 
 def _emit_logsumexp(args: list[str], node: Node, exp: str = "np.exp") -> str:
@@ -147,11 +152,29 @@ FORMS: dict[str, Form] = {
     "cosh": numpy_call("np.cosh", "cosh", vectorises=_libm_vectorises),
     "tanh": numpy_call("np.tanh", "tanh", vector="_tanh({0})"),
     "erf": numpy_call("math.erf", "erf", vectorises=False),
+    "erfc": numpy_call("math.erfc", "erfc", vectorises=False),
+    "asinh": numpy_call("np.arcsinh", "asinh", vectorises=False),
+    "acosh": numpy_call("np.arccosh", "acosh", vectorises=False),
+    "atanh": numpy_call("np.arctanh", "atanh", vectorises=False),
+    "expm1": numpy_call("np.expm1", "expm1", vectorises=False),
+    "hypot": Form(emit="np.hypot({0}, {1})", hint="hypot", vectorises=False),
+    "cbrt": numpy_call("np.cbrt", "cbrt", vectorises=_libm_vectorises),
+    "sinc": Form(emit=_emit_sinc, prec=POW_PREC, hint="sinc"),
+    # special functions: Numba's math.gamma, and runtime/special.py (loops and branches: no vector forms)
+    "gamma": numpy_call("math.gamma", "gamma", vectorises=False),
+    "loggamma": numpy_call("_loggamma", "lgamma", vectorises=False),
+    "digamma": numpy_call("_digamma", "psi", vectorises=False),
+    "polygamma": Form(emit=lambda args, node: f"_polygamma({node.attr('n', 1)}, {args[0]})", hint="psi_n",
+                      vectorises=False),
+    "lambertw": numpy_call("_lambertw", "W", vectorises=False),
+    "erfinv": numpy_call("_erfinv", "erfinv", vectorises=False),
+    "erfcinv": numpy_call("_erfcinv", "erfcinv", vectorises=False),
     # piecewise-smooth
     "abs": numpy_call("abs", "abs"),
     "sign": numpy_call("np.sign", "sign"),
     "floor": numpy_call("np.floor", "floor"),
     "ceil": numpy_call("np.ceil", "ceil"),
+    "mod": infix("{0} % {1}", MUL_PREC, "mod"),
     "max": Form(emit="max({0}, {1})", hint="max", note="max gate: routes to the larger"),
     "min": Form(emit="min({0}, {1})", hint="min", note="min gate: routes to the smaller"),
     "select": infix("{1} if {0} else {2}", 1, "sel"),

@@ -99,7 +99,7 @@ def _fuse_activations(order: Sequence[Node], naming: Naming) -> tuple[dict[int, 
 
 
 #: the runtime files (gradc/runtime/) a written MLP module draws its support code from, in their order there
-RUNTIMES = ("vector_math", "blas", "threads", "mlp", "losses", "heap")
+RUNTIMES = ("vector_math", "special", "blas", "threads", "mlp", "losses", "heap")
 
 
 def _check(node: Node, name: str, meta: Meta, where: str = "") -> str:

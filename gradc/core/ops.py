@@ -188,7 +188,15 @@ def _vjp_min(g, out, a, b):
     return ir.select(first, g, zero), ir.select(first, zero, g)
 
 
+def _undefined(node: Node) -> bool:
+    """nan, or nan + u + ...: the value of a Piecewise where no branch holds (the frontend adds the inputs)."""
+    return (node.is_const and math.isnan(node.value)) or (node.op == "add" and _undefined(node.inputs[0]))
+
+
 def _vjp_select(g, out, c, a, b):
+    if _undefined(b):   # undefined where c is false, and so is the gradient (nan where g != 0, so 0 * nan is 0)
+        nan = ir.select(ir.eq(g, 0.0 * g), 0.0 * g, g.graph.const(math.nan))
+        return None, ir.select(c, g, 0.0 * g), ir.select(c, 0.0 * g, nan)
     return None, ir.select(c, g, 0.0 * g), ir.select(c, 0.0 * g, g)
 
 
@@ -203,6 +211,30 @@ def _vjp_logsumexp(g, out, shift, *terms):
 def _vjp_atan2(g, out, y, x):
     r2 = x * x + y * y
     return g * x / r2, -g * y / r2
+
+
+def _eval_sinc(a):
+    """sin(a)/a, and 1 at a = 0 (SymPy's sinc)."""
+    a = np.asarray(a, dtype=float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(a == 0.0, 1.0, np.sin(a) / a)
+
+
+# sinc'(a) = Σ_k (-1)^k 2k a^(2k-1) / (2k+1)!  (k = 1..6) for |a| < 1/2, where (cos a - sinc a)/a cancels
+_SINC_SERIES = [(-1) ** k * 2 * k / math.factorial(2 * k + 1) for k in range(1, 7)]
+
+
+def _vjp_sinc(g, out, a):
+    a2 = a * a
+    series = g.graph.const(_SINC_SERIES[-1])
+    for c in reversed(_SINC_SERIES[:-1]):
+        series = c + a2 * series
+    near = ir.gt(a.graph.const(0.5), ir.call("abs", a))
+    return (g * ir.select(near, a * series, (ir.cos(a) - out) / a),)
+
+
+def _vjp_mod(g, out, a, b):
+    return g, -g * ir.call("floor", a / b)
 
 
 # -- matrix ops of MLP programs (batch-major; "N" is the symbolic batch size) ------------------------
@@ -237,6 +269,19 @@ def _hinge_grad(a, y):
     return (hit - y * hit.sum(axis=1, keepdims=True)) / a.shape[0]
 
 
+# -- special functions (printed as calls of gradc/runtime/special.py, or math.gamma) ------------------
+def _vjp_polygamma(g, out, a, n=1):
+    return (g * ir.call("polygamma", a, n=n + 1),)
+
+
+def _vjp_lambertw(g, out, a):
+    # W' = W / (x (1 + W)) = 1 / ((1 + W) e^W) (as x = W e^W): finite at x = 0, where W'(0) = 1
+    return (g / ((1.0 + out) * ir.exp(out)),)
+
+
+_HALF_SQRT_PI = math.sqrt(math.pi) / 2
+
+
 _POS = ((0.2, 4.0),)
 _UNIT = ((-0.9, 0.9),)
 
@@ -266,11 +311,31 @@ _RECORDS: list[Op] = [
     unary("cosh", np.cosh, lambda g, out, a: (g * ir.sinh(a),)),
     unary("tanh", np.tanh, lambda g, out, a: (g * (1.0 - out * out),)),
     unary("erf", special.erf, lambda g, out, a: (g * (2.0 / math.sqrt(math.pi)) * ir.exp(-(a * a)),)),
+    unary("erfc", special.erfc, lambda g, out, a: (g * (-2.0 / math.sqrt(math.pi)) * ir.exp(-(a * a)),)),
+    # inverse hyperbolic functions, expm1, hypot, cbrt: NumPy's own, where the composition loses accuracy
+    unary("asinh", np.arcsinh, lambda g, out, a: (g / ir.call("hypot", a, a.graph.const(1.0)),)),   # a² may overflow
+    unary("acosh", np.arccosh, lambda g, out, a: (g / (ir.sqrt(a - 1.0) * ir.sqrt(a + 1.0)),), domain=((1.1, 4.0),)),
+    unary("atanh", np.arctanh, lambda g, out, a: (g / ((1.0 - a) * (1.0 + a)),), domain=_UNIT),
+    unary("expm1", np.expm1, lambda g, out, a: (g * (out + 1.0),)),
+    binary("hypot", np.hypot, lambda g, out, a, b: (g * a / out, g * b / out)),
+    unary("cbrt", np.cbrt, lambda g, out, a: (g / (3.0 * out * out),), domain=((0.2, 3.0),)),
+    unary("sinc", _eval_sinc, _vjp_sinc, domain=((-4.0, 4.0),)),
+    # special functions: gamma' = gamma psi, loggamma' = psi, psi^(n)' = psi^(n+1) (polygamma's order n >= 1 is
+    # an int attribute; order 0 is the digamma record), erfinv' = sqrt(pi)/2 exp(erfinv^2)
+    unary("gamma", special.gamma, lambda g, out, a: (g * out * ir.call("digamma", a),), domain=_POS),
+    unary("loggamma", special.gammaln, lambda g, out, a: (g * ir.call("digamma", a),), domain=_POS),
+    unary("digamma", special.digamma, lambda g, out, a: (g * ir.call("polygamma", a, n=1),), domain=_POS),
+    unary("polygamma", lambda a, n=1: special.polygamma(n, a)[()], _vjp_polygamma, domain=_POS),
+    unary("lambertw", lambda a: special.lambertw(a).real, _vjp_lambertw, domain=((-0.3, 4.0),)),
+    unary("erfinv", special.erfinv, lambda g, out, a: (g * _HALF_SQRT_PI * ir.exp(out * out),), domain=_UNIT),
+    unary("erfcinv", special.erfcinv, lambda g, out, a: (-(g * _HALF_SQRT_PI) * ir.exp(out * out),),
+          domain=((0.1, 1.9),)),
     # piecewise-smooth
     unary("abs", np.abs, lambda g, out, a: (g * ir.sign(a),)),
     step("sign", np.sign),
     step("floor", np.floor),
     step("ceil", np.ceil),
+    binary("mod", np.mod, _vjp_mod, domain=((-3.0, 3.0), (0.7, 2.0))),
     binary("max", np.maximum, _vjp_max),
     binary("min", np.minimum, _vjp_min),
     Op(name="select", eval=np.where, vjp=_vjp_select, arity=3, domain=((0, 1), (-2, 2), (-2, 2)),

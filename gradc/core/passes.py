@@ -27,10 +27,15 @@ Rule = Callable[[Node, "Meta"], "Node | None"]
 
 
 def _terms(node: Node) -> list[Node]:
-    """The summands of a chain of `add` nodes."""
-    if node.op != "add":
-        return [node]
-    return _terms(node.inputs[0]) + _terms(node.inputs[1])
+    """The summands of a chain of `add` nodes, left to right (iterative: a long sum is a deep chain)."""
+    terms, stack = [], [node]
+    while stack:
+        n = stack.pop()
+        if n.op == "add":
+            stack.extend(reversed(n.inputs))
+        else:
+            terms.append(n)
+    return terms
 
 
 def _one_plus(node: Node) -> Node | None:

@@ -2,14 +2,19 @@
 
 One-to-one SymPy classes lower through `SYMPY_OPS` (a SymPy class -> an op of the table); the few classes whose
 structure differs from the IR's (n-ary Add and Mul, Pow with special exponents, Piecewise) have
-a small lowering each. Anything else raises UnsupportedError naming the construct.
+a small lowering each; functions that are numerically fine as a composition of others (sec = 1/cos, ...)
+are lowered as that composition (`COMPOSED`). Anything else raises UnsupportedError naming the construct.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Sequence
 
 import sympy
+from sympy.codegen import cfunctions
+from sympy.core.function import AppliedUndef
+from sympy.functions.elementary.piecewise import ExprCondPair
 from sympy.logic.boolalg import BooleanFunction
 
 from gradc.core.graph import Graph
@@ -28,15 +33,92 @@ SYMPY_OPS: dict[type, str] = {
     sympy.Max: "max", sympy.Min: "min", sympy.Piecewise: "select",
     sympy.StrictGreaterThan: "gt", sympy.GreaterThan: "ge", sympy.StrictLessThan: "lt", sympy.LessThan: "le",
     sympy.Eq: "eq", sympy.Ne: "ne", sympy.And: "and", sympy.Or: "or", sympy.Not: "not",
+    sympy.erfc: "erfc", sympy.asinh: "asinh", sympy.acosh: "acosh", sympy.atanh: "atanh", sympy.sinc: "sinc",
+    sympy.Mod: "mod", cfunctions.expm1: "expm1", cfunctions.log1p: "log1p", cfunctions.hypot: "hypot",
+    cfunctions.Sqrt: "sqrt", cfunctions.Cbrt: "cbrt",
+    sympy.gamma: "gamma", sympy.loggamma: "loggamma", sympy.LambertW: "lambertw", sympy.erfinv: "erfinv",
+    sympy.erfcinv: "erfcinv",
 }
+
+
+def _heaviside(u: sympy.Expr, h0: sympy.Expr = sympy.S.Half) -> sympy.Expr:
+    return sympy.Piecewise((0, u < 0), (1, u > 0), (h0, True))
+
+
+#: SymPy classes that are numerically fine as a composition of other functions: lowered as that expression
+COMPOSED: dict[type, Callable[..., sympy.Expr]] = {
+    sympy.sec: lambda u: 1 / sympy.cos(u), sympy.csc: lambda u: 1 / sympy.sin(u),
+    sympy.cot: lambda u: sympy.cos(u) / sympy.sin(u),
+    sympy.asec: lambda u: sympy.acos(1 / u), sympy.acsc: lambda u: sympy.asin(1 / u),
+    sympy.acot: lambda u: sympy.atan(1 / u),   # SymPy's real branch: acot(-1) = -pi/4
+    sympy.acoth: lambda u: sympy.atanh(1 / u), sympy.asech: lambda u: sympy.acosh(1 / u),
+    sympy.acsch: lambda u: sympy.asinh(1 / u),
+    cfunctions.exp2: lambda u: 2**u, cfunctions.log2: lambda u: sympy.log(u) / sympy.log(2),
+    cfunctions.log10: lambda u: sympy.log(u) / sympy.log(10), cfunctions.fma: lambda a, b, c: a * b + c,
+    sympy.Heaviside: _heaviside, sympy.frac: lambda u: u - sympy.floor(u),
+    # Γ(n+1)/(Γ(k+1)Γ(n-k+1)): exact to rounding while Γ(n+1) is finite (n <= 170), nan at Γ's poles (k > n
+    # integers, where SymPy gives 0). B(a, b) for a, b > 0 by ln Γ: no overflow for large a, b
+    sympy.factorial: lambda u: sympy.gamma(u + 1),
+    sympy.binomial: lambda n, k: sympy.gamma(n + 1) / (sympy.gamma(k + 1) * sympy.gamma(n - k + 1)),
+    sympy.beta: lambda a, b: sympy.exp(sympy.loggamma(a) + sympy.loggamma(b) - sympy.loggamma(a + b)),
+    sympy.re: lambda u: u, sympy.im: lambda u: sympy.S.Zero,   # gradc's inputs are real
+}
+
+
+def supported_functions() -> list[str]:
+    """The SymPy functions gradc compiles (README's "Supported SymPy" lists them)."""
+    names = {cls.__name__ for cls in [*SYMPY_OPS, *COMPOSED]
+             if issubclass(cls, sympy.Function) and not issubclass(cls, BooleanFunction)}
+    return sorted(names | {"Max", "Min", "sqrt", "real_root", "root", "polygamma", "digamma", "trigamma"},
+                  key=lambda name: (name.lower(), name))
+
+
 _LABEL_CHARS = 60
+_LABEL_NODES = 300   # printing is recursive and costs the expression's size: larger ones print shallow
 
 
-def _label(expr: sympy.Basic) -> str:
-    text = sympy.sstr(expr)
-    return text if len(text) <= _LABEL_CHARS else text[: _LABEL_CHARS - 1] + "…"
+def _label(expr: sympy.Basic, chars: int = _LABEL_CHARS) -> str:
+    """`expr` as SymPy prints it, cut to `chars`; an expression of more than _LABEL_NODES nodes is printed
+    with its sub-expressions below depth 6 as … (a label shows its first characters only)."""
+    shown = expr if sum(1 for _ in zip(range(_LABEL_NODES + 1), _preorder(expr))) <= _LABEL_NODES else \
+        _shallow(expr, 6)
+    text = sympy.sstr(shown)
+    return text if len(text) <= chars else text[: chars - 1] + "…"
 
 
+_UNEVALUATED = (sympy.Derivative, sympy.Integral, sympy.Sum, sympy.Product, sympy.Limit)
+
+
+def _unsupported(expr: sympy.Basic) -> UnsupportedError:
+    """The one-line error for a construct gradc cannot compile, with what to do about it where known."""
+    if isinstance(expr, AppliedUndef):
+        return UnsupportedError(f"{_label(expr)} is an undefined function (sympy.Function({type(expr).__name__!r})):"
+                                " gradc needs its formula; substitute one with .subs() before compiling")
+    if isinstance(expr, _UNEVALUATED):
+        return UnsupportedError(f"{_label(expr)} is an unevaluated {type(expr).__name__}: call .doit() on the "
+                                "expression first")
+    return UnsupportedError(f"gradc cannot compile {type(expr).__name__} (in {_label(expr)})")
+
+
+def _preorder(expr: sympy.Basic):
+    """Every node of `expr`, parents first (iterative: any depth)."""
+    stack = [expr]
+    while stack:
+        node = stack.pop()
+        yield node
+        stack.extend(reversed(node.args))
+
+
+def _shallow(expr: sympy.Basic, depth: int) -> sympy.Basic:
+    """`expr` with its sub-expressions `depth` levels down replaced by the symbol …, unevaluated."""
+    if not expr.args:
+        return expr
+    if depth == 0:
+        return sympy.Symbol("…")
+    try:
+        return expr.func(*(_shallow(a, depth - 1) for a in expr.args), evaluate=False)
+    except (TypeError, ValueError):
+        return sympy.Symbol(f"{type(expr).__name__}(…)")
 
 
 def _logistic_arg(base: sympy.Basic) -> sympy.Expr | None:
@@ -111,11 +193,16 @@ class _Lowering:
             return self._piecewise(expr)
         if isinstance(expr, _SigmoidOf):
             return self._sigmoid(expr.args[0])
+        if isinstance(expr, sympy.polygamma):
+            return self._polygamma(expr)
+        compose = COMPOSED.get(type(expr))
+        if compose is not None:   # (_lower: the statement's comment is the function as the user wrote it)
+            return self._lower(compose(*expr.args))
         op = SYMPY_OPS.get(type(expr))
         if op is None and isinstance(expr, BooleanFunction):   # Xor, ITE, Implies, ...: and/or/not
             return self.lower(expr.to_nnf(simplify=False))
         if op is None:
-            raise UnsupportedError(f"gradc cannot compile {type(expr).__name__} (in {_label(expr)})")
+            raise _unsupported(expr)
         args = [self.lower(a) for a in expr.args]
         arity = OPS[op].arity
         if arity == 2 and len(args) > 2:   # SymPy's Max, Min, And, Or are n-ary: fold them left
@@ -197,13 +284,31 @@ class _Lowering:
             raise UnsupportedError(f"gradc compiles real expressions; {_label(expr)} is complex")
         return self.graph.const(value.real)
 
+    def _polygamma(self, expr: sympy.polygamma) -> Node:
+        """polygamma(n, x) for a constant integer order n >= 0: digamma (n = 0) or the polygamma op of order n."""
+        n, x = expr.args
+        if not (n.is_Integer and n >= 0):
+            raise UnsupportedError(f"gradc compiles polygamma(n, x) for a constant integer n >= 0, not n = {n} "
+                                   f"(in {_label(expr)})")
+        if n == 0:
+            return self.graph.apply("digamma", self.lower(x))
+        return self.graph.apply("polygamma", self.lower(x), n=int(n))
+
     def _sigmoid(self, u: sympy.Expr) -> Node:
         return self.meta.label(self.graph.apply("sigmoid", self.lower(u)), f"σ({_label(u)})")
 
     def _piecewise(self, expr: sympy.Piecewise) -> Node:
-        """Piecewise((e1, c1), (e2, c2), ...) -> select(c1, e1, select(c2, e2, ... nan))."""
-        node = self.graph.const(float("nan"))   # SymPy's value where no condition holds
+        """Piecewise((e1, c1), (e2, c2), ...) -> select(c1, e1, select(c2, e2, ... nan)).
+        Where no condition holds (or the branch that does is nan) SymPy's value is nan, and so is the gradient:
+        that nan is written nan + u + ... over the expression's inputs u, which the select's VJP sends nan."""
+        node = self.graph.const(float("nan"))
+        for s in sorted(expr.free_symbols, key=lambda s: s.name):
+            node = node + self.lower(s)
+        if not node.is_leaf:
+            self.meta.label(node, "nan where no branch holds")
         for value, cond in reversed(expr.args):
+            if cond is sympy.true and value is sympy.nan:
+                continue
             if cond is sympy.true:
                 node = self.lower(value)
             else:
@@ -222,8 +327,30 @@ def lower_exprs(exprs: Sequence[sympy.Expr], args: Sequence[sympy.Symbol], dtype
     for e in exprs:
         if not isinstance(e, sympy.Basic):
             e = sympy.sympify(e, strict=True)   # numbers only: strict refuses strings
+        for sub in _innermost_first(e):   # so that lowering `e` recurses one level at a time
+            with contextlib.suppress(GradcError):
+                lowering.lower(sub)   # a part may lower only in its context (2*I of a real constant): there
         outputs.append(lowering.lower(e))
     return graph, outputs
+
+
+def _innermost_first(expr: sympy.Basic) -> list[sympy.Basic]:
+    """The sub-expressions of `expr` that lower on their own (expressions and conditions), each after its
+    arguments, `expr` excluded; found without recursion, however deep `expr` is nested."""
+    order: list[sympy.Basic] = []
+    seen: set[sympy.Basic] = set()
+    stack: list[tuple[sympy.Basic, bool]] = [(expr, False)]
+    while stack:
+        node, expanded = stack.pop()
+        if expanded:
+            order.append(node)
+        elif node not in seen:
+            seen.add(node)
+            stack.append((node, True))
+            if not isinstance(node, _UNEVALUATED):   # their variables are bound: not the expression's
+                stack.extend((a, False) for a in reversed(node.args))
+    return [n for n in order[:-1] if isinstance(n, (sympy.Expr, sympy.core.relational.Relational, BooleanFunction))
+            and not isinstance(n, ExprCondPair) and not n.is_Atom]
 
 
 def _gate_constructors() -> dict[str, object]:
@@ -239,10 +366,12 @@ def _gate_constructors() -> dict[str, object]:
 def text_functions() -> dict[str, object]:
     """Function names allowed in expression strings (specs, CLI), each mapped to its SymPy builder:
     every SymPy function class of the op table, lower-case aliases, and the gates."""
-    table: dict[str, object] = {cls.__name__: cls for cls in SYMPY_OPS
+    table: dict[str, object] = {cls.__name__: cls for cls in [*SYMPY_OPS, *COMPOSED]
                                 if issubclass(cls, sympy.Function) and cls is not sympy.Piecewise}
     table.update({"Max": sympy.Max, "Min": sympy.Min, "abs": sympy.Abs, "max": sympy.Max, "min": sympy.Min,
-                  "sqrt": sympy.sqrt, "ceil": sympy.ceiling, **_gate_constructors()})
+                  "sqrt": sympy.sqrt, "ceil": sympy.ceiling, "real_root": sympy.real_root, "root": sympy.root,
+                  **_gate_constructors()})
+    table.update({"polygamma": sympy.polygamma, "digamma": sympy.digamma, "trigamma": sympy.trigamma})
     return table
 
 
@@ -273,4 +402,4 @@ def lower_program(exprs: Sequence[sympy.Expr], args: Sequence[sympy.Symbol], wrt
         seeds = (graph.const(1.0),)
     return Program(name, graph, inputs, tuple(outputs), tuple(outputs), seeds,
                    tuple(graph.input(s.name) for s in wrt), meta=meta,
-                   origin=tuple(sympy.sstr(e) for e in exprs))
+                   origin=tuple(_label(e, 200) for e in exprs))
