@@ -17,9 +17,9 @@ import pytest
 import sympy
 
 import gradc
+from gradc.frontend.functions import TEXT_CONSTANTS, text_functions
 from gradc.frontend.parse import parse_expr
 from gradc.frontend.spec import load_spec
-from gradc.frontend.sympy import TEXT_CONSTANTS, text_functions
 from gradc.tools import bench, reference
 from gradc.tools.cli import main
 

@@ -331,13 +331,13 @@ def test_sympy_functions_as_people_write_them(name):
 def test_readme_lists_the_supported_functions_and_expression_strings_accept_them():
     from pathlib import Path
 
+    from gradc.frontend.functions import TEXT_CONSTANTS, supported_functions, text_functions
     from gradc.frontend.parse import parse_expr
-    from gradc.frontend.sympy import TEXT_CONSTANTS, supported_functions, text_functions
 
     readme = (Path(__file__).parents[1] / "README.md").read_text()
     block = readme.split("<!-- supported functions: begin -->")[1].split("<!-- supported functions: end -->")[0]
     assert re.findall(r"`([^`]+)`", block) == supported_functions(), \
-        "README's Supported SymPy list differs from gradc.frontend.sympy.supported_functions(): regenerate it"
+        "README's Supported SymPy list differs from gradc.frontend.functions.supported_functions(): regenerate it"
     assert set(supported_functions()) - {"Piecewise"} <= set(text_functions())
     got = parse_expr("sec(x) + Heaviside(x, 0) + Mod(x, 2) + real_root(x, 3) + log10(y) + Max(x, y, z) + sinc(x)",
                      text_functions(), TEXT_CONSTANTS)

@@ -36,8 +36,8 @@ from gradc.core.graph import Graph
 from gradc.core.ops import OPS, Op, broadcast
 from gradc.core.program import Meta
 from gradc.errors import UnsupportedError
+from gradc.frontend.functions import SYMPY_OPS
 from gradc.frontend.mlp import compile_activation
-from gradc.frontend.sympy import SYMPY_OPS
 from gradc.runtime import special as runtime_special
 
 DEFAULT_SHAPE = Op.__dataclass_fields__["shape"].default

@@ -17,8 +17,8 @@ from scipy import special
 
 import gradc
 from gradc.errors import UnsupportedError
+from gradc.frontend.functions import TEXT_CONSTANTS, text_functions
 from gradc.frontend.parse import parse_expr
-from gradc.frontend.sympy import TEXT_CONSTANTS, text_functions
 
 x, a, b, n, k, w, u, v = sp.symbols("x a b n k w u v", real=True)
 ARGS = [x, a, b, n, k, w, u, v]

@@ -3,7 +3,7 @@
 A record says how the op evaluates (NumPy reference semantics), how its shape and dtype follow from
 its inputs, which algebraic identities it obeys while being built, and how it differentiates (a VJP
 written with IR builders). How an op is printed for Numba is the backend's (backend/forms.py), and
-which SymPy class lowers to it is the SymPy frontend's (frontend/sympy.py): one record per concern.
+which SymPy class lowers to it is the SymPy frontend's (frontend/functions.py): one record per concern.
 Records are made by family constructors (`unary`, `binary`, `comparison`, ...), so each reads as the
 few facts that set it apart. Tests are generated from this table, so a new op is tested the day it
 is added.

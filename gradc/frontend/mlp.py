@@ -17,9 +17,10 @@ from gradc.core import interpret
 from gradc.core.graph import Graph
 from gradc.core.ir import Node, call, topological_order
 from gradc.core.program import Meta, Program, differentiate
+from gradc.frontend.functions import TEXT_CONSTANTS, text_functions
 from gradc.frontend.parse import parse_expr
 from gradc.frontend.spec import LayerSpec, MLPSpec
-from gradc.frontend.sympy import TEXT_CONSTANTS, lower_exprs, text_functions
+from gradc.frontend.sympy import lower_exprs
 
 _Z = sympy.Symbol("z", real=True)
 

@@ -42,7 +42,7 @@ An MLP spec (.yaml/.yml/.json/.toml), batch-major (a = act(a @ W + b) per layer)
 
 def _expr_help() -> str:
     """The expression syntax, with the function names the parser accepts (from the op table)."""
-    from gradc.frontend.sympy import TEXT_CONSTANTS, text_functions
+    from gradc.frontend.functions import TEXT_CONSTANTS, text_functions
 
     functions = ", ".join(sorted(text_functions(), key=str.lower))
     text = ("Expressions use SymPy syntax: numbers, names, + - * / **, parentheses and calls of "

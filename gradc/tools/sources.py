@@ -113,8 +113,8 @@ def _spec_source(ns: argparse.Namespace) -> Source:
 def _expr_source(ns: argparse.Namespace) -> Source:
     import sympy
 
+    from gradc.frontend.functions import TEXT_CONSTANTS, text_functions
     from gradc.frontend.parse import parse_expr
-    from gradc.frontend.sympy import TEXT_CONSTANTS, text_functions
 
     functions = text_functions()
     arg_names = names(ns.args, "--args") if ns.args is not None else None
