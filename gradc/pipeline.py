@@ -6,6 +6,7 @@ import os
 import sys
 import threading
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any
 
 import sympy
@@ -16,7 +17,9 @@ from gradc.backend.mlp import emit_mlp_module
 from gradc.backend.printer import content_hash
 from gradc.core.program import Program, differentiate
 from gradc.errors import GradcError
+from gradc.frontend.indexed import ARRAY_TYPES, free_inputs, input_name
 from gradc.frontend.mlp import lower_mlp
+from gradc.frontend.realify import real_forms
 from gradc.frontend.spec import load_spec
 from gradc.frontend.sympy import lower_program
 from gradc.module import ExprModule, MLPModule
@@ -30,31 +33,38 @@ def _check_dtype(dtype: str) -> str:
     return dtype
 
 
-def _as_exprs(expr: Any) -> tuple[list[sympy.Expr], bool]:
-    """(expressions, is_sequence); numbers become SymPy numbers, anything else is refused."""
+def _as_exprs(expr: Any) -> tuple[list[sympy.Expr], bool, tuple[int, ...] | None]:
+    """(expressions, is_sequence, layout): a Matrix (or matrix expression) gives its entries row by row and
+    its shape as the layout; numbers become SymPy numbers; anything else is refused."""
+    layout = None
+    if isinstance(expr, sympy.MatrixExpr) and not isinstance(expr, sympy.MatrixBase):
+        expr = expr.as_explicit()
+    if isinstance(expr, sympy.MatrixBase):
+        layout = tuple(int(d) for d in expr.shape)
+        expr = list(expr)
     many = isinstance(expr, (list, tuple))
     items = list(expr) if many else [expr]
     if many and not items:
-        raise GradcError("compile_expr needs at least one expression, got an empty sequence")
+        raise GradcError("compile_expr needs at least one expression, got an empty sequence or matrix")
     out = []
     for e in items:
-        if isinstance(e, sympy.MatrixBase):
-            raise TypeError(f"compile_expr takes scalar SymPy expressions, got a {e.shape[0]}x{e.shape[1]} "
-                            f"{type(e).__name__}: pass its entries as a sequence (list(M)), one output each")
+        if isinstance(e, (sympy.MatrixBase, sympy.MatrixExpr)):
+            raise TypeError(f"compile_expr takes SymPy expressions or one Matrix, got a {type(e).__name__} of "
+                            f"shape {e.shape} inside a sequence: pass the Matrix itself, or its entries (list(M))")
         if isinstance(e, bool) or not isinstance(e, (sympy.Basic, int, float)):
             shown = " ".join(repr(e).split())   # one line, however the object prints itself
             raise TypeError(f"compile_expr takes SymPy expressions, got {type(e).__name__}: {shown:.60}"
                             " (parse text with `gradc compile --expr` or build the expression with sympy)")
         out.append(sympy.Float(e) if isinstance(e, float) else sympy.Integer(e) if isinstance(e, int) else e)
-    return out, many
+    return out, many, layout
 
 
 def _symbols(value: Any, what: str) -> list[sympy.Symbol]:
-    items = [value] if isinstance(value, sympy.Symbol) else list(value)
+    items = [value] if isinstance(value, (sympy.Symbol, *ARRAY_TYPES)) else list(value)
     for s in items:
-        if not isinstance(s, sympy.Symbol):
-            raise GradcError(f"{what} must be SymPy symbols, got {s!r:.60}")
-    names = [s.name for s in items]
+        if not isinstance(s, (sympy.Symbol, *ARRAY_TYPES)):
+            raise GradcError(f"{what} must be SymPy symbols (or IndexedBase, MatrixSymbol), got {s!r:.60}")
+    names = [input_name(s) for s in items]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
         raise GradcError(f"{what} has more than one symbol named {duplicates[0]!r}")
@@ -110,7 +120,7 @@ def compile_expr(expr: Any, args: Sequence[sympy.Symbol] | None = None, wrt: Seq
 def _compile_expr(expr: Any, args: Sequence[sympy.Symbol] | None, wrt: Sequence[sympy.Symbol] | None, *,
                   name: str, dtype: str, debug: bool) -> ExprModule:
     program = expr_program(expr, args, wrt, name=name, dtype=dtype)
-    exprs, many = _as_exprs(expr)
+    exprs, many, layout = _as_exprs(expr)
     arg_names = [x.name for x in program.inputs]
     wrt_names = [x.name for x in program.wrt]
     described = ", ".join(program.origin)
@@ -118,7 +128,7 @@ def _compile_expr(expr: Any, args: Sequence[sympy.Symbol] | None, wrt: Sequence[
         program,
         source_hash=content_hash(__version__, *(sympy.srepr(e) for e in exprs), repr(arg_names),
                                  repr([arg_names.index(w) for w in wrt_names]), name, program.dtype, repr(debug)),
-        regenerate=(f"gradc.compile_expr({'[' + described + ']' if many else described}, "
+        regenerate=(f"gradc.compile_expr({_written(described, many, layout)}, "
                     f"args={arg_names}, wrt={wrt_names}, name={name!r}, "
                     f"dtype={program.dtype!r}{', debug=True' if debug else ''}).write(path)"),
         debug=debug)
@@ -129,17 +139,26 @@ def expr_program(expr: Any, args: Sequence[sympy.Symbol] | None = None, wrt: Seq
                  *, name: str = "f", dtype: str = "float64") -> Program:
     """The program `compile_expr` emits (validated, lowered, differentiated), before emission: its outputs
     and gradients are IR that `interpret.evaluate` runs (the tests' oracle)."""
-    exprs, many = _as_exprs(expr)
+    exprs, many, layout = _as_exprs(expr)
     dtype = _check_dtype(dtype)
     if not isinstance(name, str) or not name:
         raise GradcError(f"name must be a non-empty string, got {name!r:.60}")
-    free = set().union(*(e.free_symbols for e in exprs))
-    arg_list = _symbols(sorted(free, key=lambda s: s.name) if args is None else args, "args")
+    free = set().union(*(free_inputs(e) for e in exprs))
+    arg_list = _symbols(sorted(free, key=input_name) if args is None else args, "args")
     wrt_list = arg_list if wrt is None else _symbols(wrt, "wrt")
-    missing = [s.name for s in wrt_list if s not in arg_list]
+    missing = [input_name(s) for s in wrt_list if s not in arg_list]
     if missing:
-        raise GradcError(f"wrt symbol {missing[0]!r} is not one of args ({', '.join(s.name for s in arg_list)})")
-    return differentiate(lower_program(exprs, arg_list, wrt_list, name=name, dtype=dtype, weighted=many))
+        raise GradcError(f"wrt symbol {missing[0]!r} is not one of args ({', '.join(map(input_name, arg_list))})")
+    exprs = real_forms(exprs, arg_list)
+    program = lower_program(exprs, arg_list, wrt_list, name=name, dtype=dtype, weighted=many)
+    return differentiate(replace(program, layout=layout))
+
+
+def _written(described: str, many: bool, layout: tuple[int, ...] | None) -> str:
+    """How the compiled expression is written in the regenerate line: one, a list, a Matrix."""
+    if layout is not None:
+        return f"Matrix({layout[0]}, {layout[1]}, [{described}])"
+    return f"[{described}]" if many else described
 
 
 def compile(target: Any, **kwargs: Any):  # noqa: A001 - the public name is gradc.compile

@@ -14,8 +14,8 @@ x, y = sp.symbols("x y", real=True)
     (sp.Function("f")(x) + y, gradc.UnsupportedError, ["f(x) is an undefined function", ".subs()"]),
     (sp.Derivative(x * sp.sin(x), x), gradc.UnsupportedError, ["unevaluated Derivative", ".doit()"]),
     (y * sp.Integral(x**2, (x, 0, y)), gradc.UnsupportedError, ["unevaluated Integral", ".doit()"]),
-    (sp.Sum(x**2, (x, 1, y)), gradc.UnsupportedError, ["unevaluated Sum", ".doit()"]),
-    (sp.Matrix([[x, 1], [2, y]]), TypeError, ["2x2", "list(M)"]),
+    (sp.Sum(x**2, (x, 1, y)), gradc.UnsupportedError, ["Sum over integer bounds", ".doit()"]),
+    ([x, sp.Matrix([[x, 1], [2, y]])], TypeError, ["shape (2, 2)", "inside a sequence", "list(M)"]),
     (sp.zeta(x), gradc.UnsupportedError, ["zeta"]),
 ])
 def test_unsupported_input_gets_one_line_that_says_what_to_do(expr, error, fragments):

@@ -215,10 +215,11 @@ def _fd_grad(f: Callable[[np.ndarray], float], a: np.ndarray, h: float = 1e-6) -
 
 
 # elementwise: the default broadcasting shape rule and no attributes (activations carry a program)
-LEAVES = [name for name, r in OPS.items() if r.eval is None]   # input and const: values no statement computes
+LEAVES = [name for name, r in OPS.items() if r.eval is None]   # input, const, index: values no statement computes
+LOOPS = ["element", "scatter", "loop"]   # a loop's body and its arrays: tests/test_loops.py
 MATRIX = [name for name, r in OPS.items()
-          if name not in LEAVES and (r.shape is not DEFAULT_SHAPE or name in MATRIX_ROWS)]
-ELEMENTWISE = [name for name in OPS if name not in MATRIX and name not in LEAVES]
+          if name not in LEAVES and name not in LOOPS and (r.shape is not DEFAULT_SHAPE or name in MATRIX_ROWS)]
+ELEMENTWISE = [name for name in OPS if name not in MATRIX and name not in LEAVES and name not in LOOPS]
 
 
 def _backward(outputs: list[ir.Node], seeds: list[ir.Node], wrt: list[ir.Node]) -> list[ir.Node]:
@@ -250,9 +251,9 @@ def _row_param(name: str):
 
 # -- the table is complete and its domains are usable ---------------------------------------------------
 def test_the_table_holds_its_leaves_and_every_op_has_one_record_per_concern():
-    """input and const are records like any op; every op the backends can meet has a printed form, and
-    every SymPy class the frontend lowers one-to-one names an op of the table."""
-    assert LEAVES == ["input", "const"]
+    """input, const and a loop's index are records like any op; every op the backends can meet has a printed
+    form, and every SymPy class the frontend lowers one-to-one names an op of the table."""
+    assert LEAVES == ["input", "const", "index"]
     assert sorted(set(OPS) - set(LEAVES) - set(FORMS)) == [], "ops without a printed form in backend/forms.py"
     assert sorted(set(FORMS) - set(OPS)) == [], "printed forms of ops the table does not have"
     assert sorted(set(SYMPY_OPS.values()) - set(OPS)) == []

@@ -41,8 +41,8 @@ def _value_and_grad_kernel(x, y, *rest):
 @pytest.fixture
 def product(monkeypatch):
     """The runtime as a module computing f = x·y would have it."""
-    for name, value in {"ARGS": ("x", "y"), "WRT_INDEX": (0, 1), "OUTPUTS": ("f",), "SEQUENCE": False,
-                        "DTYPE": np.dtype("float64"), "_forward_kernel": _forward_kernel,
+    for name, value in {"ARGS": ("x", "y"), "ARG_SHAPES": ((), ()), "WRT_INDEX": (0, 1), "OUTPUTS": ("f",),
+                        "SEQUENCE": False, "DTYPE": np.dtype("float64"), "_forward_kernel": _forward_kernel,
                         "_value_and_grad_kernel": _value_and_grad_kernel}.items():
         monkeypatch.setattr(runtime, name, value)
     return runtime

@@ -17,6 +17,7 @@ from gradc.backend.printer import (
     Printer,
     debug_message,
     header,
+    identifier,
     module_source,
     plan_names,
     runtime_source,
@@ -78,6 +79,10 @@ class _Names:
         out_names = {id(o): n for o, n in zip(program.outputs, self.outputs) if not o.is_leaf}
         self.naming: Naming = plan_names(program.outputs, program.grads, namer, program.meta,
                                          {**self.points, **self.ct_points}, out_names)
+        # an array input's gradient is summed straight into its row of the gradient buffer
+        self.naming.array_init.update({self.naming.names[id(g)]: f"{param}[i]"
+                                       for x, g, param in zip(program.wrt, program.grads, self.grad_params)
+                                       if x.shape and id(g) in self.naming.names})
 
 
 def _loads(order: Sequence[Node], points: dict[int, str], params: dict[int, str]) -> list[str]:
@@ -109,12 +114,18 @@ def _value_and_grad_kernel(p: Program, nm: _Names, debug: bool) -> list[str]:
     params.update({id(c): a for c, a in zip(nm.cotangents, nm.ct_params)})
     check = _checker(p.meta) if debug else None
     vector = _vector([*forward, *backward], debug)
-    body = _loads(forward, nm.points, params) + statements(forward, nm.naming, check=check, vector=vector)
+    fused: set[int] = set()   # backward loops run in a forward loop's `for`, so the cotangents load first
+    early = any(n.op == "loop" for n in backward)
+    cotangents = _loads(backward, nm.ct_points, params)
+    body = _loads(forward, nm.points, params) + (cotangents if early else [])
+    body += statements(forward, nm.naming, check=check, vector=vector, later=backward, done=fused)
     body += [f"_store({o}, i, c, {_value(x, nm.naming, vector)})" for x, o in zip(p.outputs, nm.out_params)]
-    body += ["# backward: adjoints of " + ("sum(" + nm.outputs[0] + ")" if not nm.cotangents else
-                                           "sum(Σ cotangent·output)")]
-    body += _loads(backward, nm.ct_points, params) + statements(backward, nm.naming, check=check, vector=vector)
-    body += [f"_store({g}, i, c, {_value(x, nm.naming, vector)})" for x, g in zip(p.grads, nm.grad_params)]
+    rest = ([] if early else cotangents) + statements(backward, nm.naming, check=check, vector=vector, done=fused)
+    if rest:   # (empty when the whole backward pass ran in the forward loops)
+        body += ["# backward: adjoints of " + ("sum(" + nm.outputs[0] + ")" if not nm.cotangents else
+                                               "sum(Σ cotangent·output)")] + rest
+    body += [f"_store({g}, i, c, {_value(x, nm.naming, vector)})" for w, x, g in zip(p.wrt, p.grads, nm.grad_params)
+             if not w.shape]   # an array input's gradient is already in its buffer
     signature = ", ".join([*nm.args, *nm.ct_params, *nm.out_params, *nm.grad_params])
     return [_DEBUG_DECORATOR if debug else _DECORATOR, f"def _value_and_grad_kernel({signature}):",
             *_loop(f"{nm.out_params[0]}.shape[0]", body, debug)]
@@ -128,6 +139,8 @@ def _wrappers(p: Program, nm: _Names) -> list[str]:
     single = not nm.cotangents   # a one-item sequence still returns a tuple and takes cotangents
     cts, ct_arg = ("", "") if single else (", cotangents=None", ", cotangents")
     what = nm.outputs[0] if single else f"the outputs {', '.join(nm.outputs)}"   # sanitised names only
+    if p.layout is not None:
+        what = f"{identifier(p.name)}, a {' x '.join(map(str, p.layout))} matrix,"
     return [
         f"def forward({args}):",
         f'    """Value of {what} at every point of the broadcast inputs."""',
@@ -153,10 +166,13 @@ def emit_expr_module(p: Program, source_hash: str, regenerate: str, debug: bool 
                 if nm.cotangents else "False   # one expression: forward gives an array")
     constants = "\n".join([
         f"ARGS = {tuple(nm.args)!r}",
+        f"ARG_SHAPES = {tuple(x.shape for x in p.inputs)!r}   # each input's own axes, after the batch axes",
         f"WRT = {tuple(nm.args[k] for k in nm.wrt_index)!r}",
         f"WRT_INDEX = {tuple(nm.wrt_index)!r}",
         f"OUTPUTS = {tuple(nm.outputs)!r}",
         f"SEQUENCE = {sequence}",
+        *([f"LAYOUT = {p.layout!r}   # a Matrix: forward gives the batch shape + LAYOUT, entries row by row"]
+          if p.layout is not None else ["LAYOUT = None"]),
         f"DTYPE = np.dtype({p.dtype!r})",
     ])
     code = "\n\n\n".join("\n".join(lines) for lines in [_forward_kernel(p, nm, debug),

@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from gradc.backend.loops import emit_element
 from gradc.core.ir import Node
 
 Template = str | Callable[[list[str], Node], "str | tuple[str, int]"]
@@ -120,6 +121,10 @@ def _emit_sum(args: list[str], node: Node) -> str:
     return f"_column_sums({args[0]})"
 
 
+def _block_only(node: Node) -> str:
+    raise NotImplementedError(f"{node.op!r} is printed as a block of statements, not an expression")
+
+
 def _losses(*names: str) -> dict[str, Form]:
     """An MLP loss and its gradient: calls of the runtime's fused loops `_<name>` and `_<name>_grad`."""
     forms = {}
@@ -199,6 +204,10 @@ FORMS: dict[str, Form] = {
     "log1p": numpy_call("np.log1p", "log1p", vector="_log1p({0})"),
     "logsumexp": Form(emit=_emit_logsumexp, prec=ADD_PREC, hint="lse", note="logsumexp gate: softmax weights",
                       vector=_vector_logsumexp),
+    # loops (printed as blocks by backend/loops.py; an element inline, like a value)
+    "element": Form(emit=emit_element, hint="elem"),
+    "scatter": Form(emit=lambda args, node: _block_only(node), hint="d_elem", vectorises=False),
+    "loop": Form(emit=lambda args, node: _block_only(node), hint="sum", vectorises=False),
     # MLP programs
     "matmul": Form(emit=_emit_matmul, hint="mm"),
     "sum": Form(emit=_emit_sum, hint="sum"),

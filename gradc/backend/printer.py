@@ -12,13 +12,14 @@ import ast
 import hashlib
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from gradc import __version__
+from gradc.backend import loops as loop_printing
 from gradc.backend.forms import ATOM, FORMS
 from gradc.backend.names import Namer, comment, sanitize
-from gradc.core import ir
+from gradc.core import ir, loops
 from gradc.core.ir import Node
 from gradc.core.program import Meta
 
@@ -158,6 +159,7 @@ class Naming:
     names: dict[int, str]
     accumulates: set[int]      # nodes printed as `name += term` into their first input's name
     meta: Meta                 # the program's side tables: labels, frontend names, adjoint links
+    array_init: dict[str, str] = field(default_factory=dict)   # array adjoint's name -> its buffer (expr kernels)
 
 
 def plan_names(forward: Sequence[Node], backward: Sequence[Node], namer: Namer, meta: Meta,
@@ -168,31 +170,70 @@ def plan_names(forward: Sequence[Node], backward: Sequence[Node], namer: Namer, 
     uses = ir.use_counts(order)
     for node in [*forward, *backward]:
         uses[id(node)] = uses.get(id(node), 0) + 1
-    primal = {id(n) for n in ir.topological_order(forward)}
+    primal = {id(n) for n in _with_bodies(ir.topological_order(forward))}
     names = dict(input_names)
     accumulates: set[int] = set()
     counters: dict[str, int] = {}
-    for node in order:
-        if node.is_leaf or id(node) in names:
-            continue
-        target = meta.adjoint_of.get(node)
-        if id(node) in output_names and id(node) in primal:
-            names[id(node)] = output_names[id(node)]
-        elif id(node) in primal and (stage_all or node in meta.stems or uses.get(id(node), 0) > 1):
-            names[id(node)] = namer.fresh(_stem(node, names, counters, meta))
-        elif target is not None:
-            prev = node.inputs[0] if node.op in ("add", "sub") else None
-            if (prev is not None and meta.adjoint_of.get(prev) is target and uses.get(id(prev)) == 1
-                    and id(prev) in names):
-                names[id(node)] = names[id(prev)]
-                accumulates.add(id(node))
-            else:
-                stem = names.get(id(target)) or meta.stems.get(target) or (
-                    target.name if target.is_input else FORMS[target.op].hint)
-                names[id(node)] = namer.fresh(f"d_{stem.removesuffix('_i')}")
-        elif uses.get(id(node), 0) > 1:
-            names[id(node)] = namer.fresh(_stem(node, names, counters, meta))
+    scopes = [order]
+    while scopes:
+        scope = scopes.pop(0)
+        for node in scope:
+            if node.op == "loop":
+                scopes.append(_scope(node, names, namer, uses))
+            if node.is_leaf or id(node) in names or (node.shape and scope is not order):
+                continue   # an array value inside a loop is printed as `+=` into its buffer
+            _name_node(node, names, accumulates, counters, namer, meta, uses, primal, output_names, stage_all)
     return Naming(names, accumulates, meta)
+
+
+def _with_bodies(order: Sequence[Node]) -> list[Node]:
+    """`order` and the body statements of every loop in it (nested loops too)."""
+    out = []
+    scopes = [list(order)]
+    while scopes:
+        for node in scopes.pop():
+            out.append(node)
+            if node.op == "loop":
+                scopes.append(loops.body_order(node.attr("body"), node.attr("var")))
+    return out
+
+
+def _scope(loop: Node, names: dict[int, str], namer: Namer, uses: dict[int, int]) -> list[Node]:
+    """The body statements of `loop`, with its index named and their uses counted (in the body)."""
+    var = loop.attr("var")
+    if id(var) not in names:
+        names[id(var)] = namer.fresh(var.name)   # i2 for a user's i: the kernel's i counts the points
+    body = loops.body_order(loop.attr("body"), var)
+    for node in body:
+        for x in node.inputs:
+            uses[id(x)] = uses.get(id(x), 0) + 1
+    uses[id(loop.attr("body"))] = uses.get(id(loop.attr("body")), 0) + 1
+    return body
+
+
+def _name_node(node: Node, names: dict[int, str], accumulates: set[int], counters: dict[str, int], namer: Namer,
+               meta: Meta, uses: dict[int, int], primal: set[int], output_names: dict[int, str],
+               stage_all: bool) -> None:
+    """Name `node` if it gets a statement of its own: an output, a staged forward gate, an adjoint (or
+    the next `+=` of one), a value used twice."""
+    target = meta.adjoint_of.get(node)
+    if id(node) in output_names and id(node) in primal:
+        names[id(node)] = output_names[id(node)]
+    elif id(node) in primal and (stage_all or node in meta.stems or uses.get(id(node), 0) > 1):
+        if node.op != "element" or uses.get(id(node), 0) > 1:   # an element read once is printed where used
+            names[id(node)] = namer.fresh(_stem(node, names, counters, meta))
+    elif target is not None:
+        prev = node.inputs[0] if node.op in ("add", "sub") else None
+        if (prev is not None and meta.adjoint_of.get(prev) is target and uses.get(id(prev)) == 1
+                and id(prev) in names):
+            names[id(node)] = names[id(prev)]
+            accumulates.add(id(node))
+        else:
+            stem = names.get(id(target)) or meta.stems.get(target) or (
+                target.name if target.is_input else FORMS[target.op].hint)
+            names[id(node)] = namer.fresh(f"d_{stem.removesuffix('_i')}")
+    elif uses.get(id(node), 0) > 1 or (node.op == "loop" and not node.shape):   # a loop is a block
+        names[id(node)] = namer.fresh(_stem(node, names, counters, meta))
 
 
 def _stem(node: Node, names: dict[int, str], counters: dict[str, int], meta: Meta) -> str:
@@ -201,6 +242,10 @@ def _stem(node: Node, names: dict[int, str], counters: dict[str, int], meta: Met
     if node in meta.stems:
         return meta.stems[node]
     hint = FORMS[node.op].hint
+    if node.op == "element":   # x[k + 1] -> x_k_1
+        array, *index = node.inputs
+        text = loop_printing.position_text(node.attr("at"), [names[id(x)] for x in index])
+        return f"{names[id(array)].removesuffix('_i')}_{text}"
     if len(node.inputs) == 1 and node.inputs[0].is_input:
         return f"{hint}_{names[id(node.inputs[0])].removesuffix('_i')}"
     counters[hint] = counters.get(hint, 0) + 1
@@ -253,6 +298,17 @@ class Printer:
             return text if isinstance(text, tuple) else (text, form.prec)
         return emit.format(*args), form.prec
 
+    def lines(self, node: Node) -> list[str]:
+        """The statement of a named node: a loop's block, an array adjoint's `+=`s, else `statement`."""
+        if node.op == "loop":
+            return loop_printing.block(self, [node])
+        name = self.naming.names[id(node)]
+        if name in self.naming.array_init:
+            if id(node) in self.naming.accumulates:
+                return loop_printing.accumulate(self, node.inputs[1], name)
+            return [f"{name} = {self.naming.array_init[name]}", *loop_printing.accumulate(self, node, name)]
+        return [self.statement(node)]
+
     def statement(self, node: Node) -> str:
         """`name = rhs  # provenance` (or `name += term` for an adjoint accumulation)."""
         name = self.naming.names[id(node)]
@@ -280,17 +336,29 @@ def _with_comment(code: str, note: str) -> str:
 
 
 def statements(order: Sequence[Node], naming: Naming, skip: set[int] = frozenset(),
-               check: Callable[[Node, str], str] | None = None, vector: bool = False) -> list[str]:
+               check: Callable[[Node, str], str] | None = None, vector: bool = False,
+               later: Sequence[Node] = (), done: set[int] | None = None) -> list[str]:
     """One statement per named node of `order` (inputs and nodes in `skip` excluded), in the forms of a
     loop that vectorises if `vector`; with `check`, each real-valued statement is followed by the line
-    `check(node, name)` (the debug build)."""
+    `check(node, name)` (the debug build). A loop is fused with the loops of `order` and `later` over
+    the same range whose inputs are ready (core/loops.py); those it took are added to `done`, which the
+    printing of `later` skips."""
     printer = Printer(naming, vector)
+    done = set() if done is None else done
+    ready: set[int] = set()
     lines = []
-    for n in order:
-        if id(n) in naming.names and not n.is_input and id(n) not in skip:
-            lines.append(printer.statement(n))
-            if check is not None and n.dtype != "bool":
+    for k, n in enumerate(order):
+        if id(n) in naming.names and not n.is_input and id(n) not in skip and id(n) not in done:
+            if n.op == "loop":
+                rest = [m for m in [*order[k + 1:], *later] if m.op == "loop" and id(m) not in done]
+                group = [n, *(m for m in rest if id(m) in naming.names and loop_printing.fusable(n, m, ready))]
+                done.update(id(m) for m in group)
+                lines += loop_printing.block(printer, group)
+            else:
+                lines += printer.lines(n)
+            if check is not None and n.dtype != "bool" and not n.shape:
                 lines.append(check(n, naming.names[id(n)]))
+        ready.add(id(n))
     return lines
 
 

@@ -41,16 +41,18 @@ def unbroadcast(adjoint: Node, shape: tuple) -> Node:
 
 
 def backward(outputs: Sequence[Node], seeds: Sequence[Node], wrt: Sequence[Node], primal: Sequence[Node],
-             meta: Meta) -> list[Node]:
+             meta: Meta, order: Sequence[Node] | None = None) -> list[Node]:
     """Adjoints of `wrt` for the scalar-valued Σ_k seeds[k]·outputs[k] (summed over all points).
 
     `primal` is the forward pass (the nodes the outputs are computed from): a node the backward pass
     builds that is one of them keeps its forward meaning; every other node it builds is recorded in
     `meta` as part of an adjoint (`adjoint_of`) or as made by a VJP rule (`via`).
     Returns one node per `wrt` entry; a zero constant where the outputs do not depend on it.
+    `order` (default: all that `outputs` reach) is the forward nodes to differentiate through, in
+    topological order; the values they read that are not in it are treated as leaves (a loop's closure).
     Raises UnsupportedError naming the op (and its source expression) that has no derivative rule.
     """
-    order = ir.topological_order(outputs)
+    order = ir.topological_order(outputs) if order is None else order
     live = _depends_on(order, wrt)
     forward = {id(n) for n in primal}
     adjoints: dict[int, Node] = {}
@@ -64,7 +66,8 @@ def backward(outputs: Sequence[Node], seeds: Sequence[Node], wrt: Sequence[Node]
         record = OPS[node.op]
         if record.vjp is None:
             raise UnsupportedError(f"gradc cannot differentiate {node.op!r} (in {meta.labels.get(node) or node!r})")
-        contributions = record.vjp(g, node, *node.inputs, **dict(node.attrs))
+        extra = {"meta": meta} if record.vjp_meta else {}
+        contributions = record.vjp(g, node, *node.inputs, **dict(node.attrs), **extra)
         if len(contributions) != len(node.inputs):
             raise AssertionError(f"VJP of {node.op!r} returned {len(contributions)} adjoints for "
                                  f"{len(node.inputs)} inputs")

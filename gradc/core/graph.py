@@ -28,6 +28,13 @@ class Graph:
             self._table[key] = Node(self, "input", (), (("name", name),), shape, self.dtype)
         return self._table[key]
 
+    def index(self, name: str) -> Node:
+        """The integer index called `name` of a loop (core/loops.py)."""
+        key = ("index", name)
+        if key not in self._table:
+            self._table[key] = Node(self, "index", (), (("name", name),), (), "int64")
+        return self._table[key]
+
     def const(self, value: float) -> Node:
         value = float(value)
         key = ("const", value if not math.isnan(value) else "nan")

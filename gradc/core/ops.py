@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 from scipy import special
 
-from gradc.core import ir
+from gradc.core import ir, loops
 from gradc.core.ir import Node
 
 Domain = tuple[tuple[float, float], ...]   # per input: the interval tests sample from
@@ -68,6 +68,7 @@ class Op:
     simplify: Callable[..., Node | None] | None = None   # algebraic identities applied while building
     foldable: bool = True                        # all-constant inputs fold to a constant
     domain: Domain = ((-2.0, 2.0),)              # where tests sample each input
+    vjp_meta: bool = False                       # vjp also takes the program's `meta` (a loop's body pass)
 
 
 # -- family constructors ----------------------------------------------------------------------------
@@ -288,6 +289,7 @@ _UNIT = ((-0.9, 0.9),)
 _RECORDS: list[Op] = [
     leaf("input"),
     leaf("const"),
+    leaf("index"),   # a loop's integer index (core/loops.py)
     # arithmetic
     binary("add", np.add, lambda g, out, a, b: (g, g), simplify=_simplify_add),
     binary("sub", np.subtract, lambda g, out, a, b: (g, -g), simplify=_simplify_sub),
@@ -355,6 +357,13 @@ _RECORDS: list[Op] = [
     unary("softplus", lambda a: np.logaddexp(0.0, a), lambda g, out, a: (g * ir.sigmoid(a),)),
     unary("log1p", np.log1p, lambda g, out, a: (g / (1.0 + a),), domain=((-0.5, 3),)),
     Op(name="logsumexp", eval=_eval_logsumexp, vjp=_vjp_logsumexp, arity=None, domain=((-2, 2),) * 3),
+    # loops (core/loops.py): Sum and Product over an index, and the elements of per-point arrays they read
+    Op(name="element", eval=loops.eval_element, vjp=loops.vjp_element, arity=None, shape=_scalar, foldable=False,
+       domain=()),
+    Op(name="scatter", eval=loops.eval_scatter, vjp=loops.vjp_scatter, arity=None,
+       shape=lambda value, *index, at, shape: shape, foldable=False, domain=()),
+    Op(name="loop", eval=loops.eval_unbound, vjp=loops.vjp, arity=None, shape=loops.loop_shape, foldable=False,
+       domain=(), vjp_meta=True),
     # MLP programs: products, the bias gradient's batch sum, the L2 penalty, activations, losses
     binary("matmul", _eval_matmul, _vjp_matmul, domain=((-1, 1),) * 2, shape=_matmul_shape, foldable=False),
     unary("sum", lambda a, axes, keep_shape: np.sum(a, axis=axes).reshape(keep_shape), None,

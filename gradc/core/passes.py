@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
-from gradc.core import ir
+from gradc.core import ir, loops
 from gradc.core.ir import Node
 
 if TYPE_CHECKING:
@@ -94,20 +94,34 @@ GATE_RULES: tuple[Rule, ...] = (sigmoid_gate, log_gates)
 
 def rewrite(outputs: Sequence[Node], meta: Meta, rules: Sequence[Rule] = GATE_RULES) -> list[Node]:
     """Rebuild everything `outputs` reach, bottom-up, applying `rules` to each rebuilt node until none
-    fires. Returns the new outputs; what `meta` says of a node is carried over to its rebuilt form."""
+    fires (inside loop bodies too). Returns the new outputs; what `meta` says of a node is carried over to
+    its rebuilt form."""
     new: dict[int, Node] = {}
+    _rebuild(outputs, new, meta, rules)
+    return [new[id(x)] for x in outputs]
+
+
+def _rebuild(outputs: Sequence[Node], new: dict[int, Node], meta: Meta, rules: Sequence[Rule]) -> None:
+    """Rebuild the nodes `outputs` reach that `new` does not hold yet, recording each in `new`. A loop is
+    rebuilt from its rebuilt body, so that its inputs stay the body's closure."""
     for node in ir.topological_order(outputs):
+        if id(node) in new:
+            continue
         if node.is_leaf:
             new[id(node)] = node
             continue
-        built = node.graph.apply(node.op, *(new[id(x)] for x in node.inputs), **dict(node.attrs))
+        if node.op == "loop":
+            attrs = dict(node.attrs)
+            _rebuild([attrs["body"]], new, meta, rules)
+            built = loops.build(attrs["kind"], attrs["var"], attrs["start"], attrs["stop"], new[id(attrs["body"])])
+        else:
+            built = node.graph.apply(node.op, *(new[id(x)] for x in node.inputs), **dict(node.attrs))
         meta.label(built, meta.labels.get(node, ""))
         built = _apply_rules(built, rules, meta)
         if built not in meta.adjoint_of and node in meta.adjoint_of:
             target = meta.adjoint_of[node]
             meta.adjoint_of[built] = new.get(id(target), target)
         new[id(node)] = built
-    return [new[id(x)] for x in outputs]
 
 
 def _apply_rules(node: Node, rules: Sequence[Rule], meta: Meta) -> Node:

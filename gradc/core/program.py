@@ -71,6 +71,7 @@ class Program:
     grads: tuple[Node, ...] = ()
     meta: Meta = field(default_factory=Meta)
     origin: Any = None
+    layout: tuple[int, ...] | None = None   # the outputs are the entries of an array of this shape, row by row
 
     @property
     def dtype(self) -> str:

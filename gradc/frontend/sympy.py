@@ -15,6 +15,7 @@ import sympy
 from sympy.core.function import AppliedUndef
 from sympy.functions.elementary.piecewise import ExprCondPair
 from sympy.logic.boolalg import BooleanFunction
+from sympy.matrices.expressions.matexpr import MatrixElement
 
 from gradc.core.graph import Graph
 from gradc.core.ir import Node
@@ -22,6 +23,7 @@ from gradc.core.ops import OPS
 from gradc.core.program import Meta, Program
 from gradc.errors import GradcError, UnsupportedError
 from gradc.frontend.functions import COMPOSED, SYMPY_OPS
+from gradc.frontend.indexed import ARRAY_TYPES, Loops, array_shape, input_name
 
 _LABEL_CHARS = 60
 _LABEL_NODES = 300   # printing is recursive and costs the expression's size: larger ones print shallow
@@ -36,7 +38,8 @@ def _label(expr: sympy.Basic, chars: int = _LABEL_CHARS) -> str:
     return text if len(text) <= chars else text[: chars - 1] + "…"
 
 
-_UNEVALUATED = (sympy.Derivative, sympy.Integral, sympy.Sum, sympy.Product, sympy.Limit)
+_UNEVALUATED = (sympy.Derivative, sympy.Integral, sympy.Limit)
+_BINDING = (*_UNEVALUATED, sympy.Sum, sympy.Product)   # their variables are bound
 
 
 def _unsupported(expr: sympy.Basic) -> UnsupportedError:
@@ -92,11 +95,12 @@ class _SigmoidOf(sympy.Function):
 class _Lowering:
     """Memoised recursive lowering of one set of expressions into one graph."""
 
-    def __init__(self, graph: Graph, symbols: dict[sympy.Symbol, Node], meta: Meta):
+    def __init__(self, graph: Graph, symbols: dict[sympy.Symbol, Node], meta: Meta, arrays: dict[str, Node]):
         self.graph = graph
         self.symbols = symbols
         self.meta = meta
         self.memo: dict[sympy.Basic, Node] = {}
+        self.loops = Loops(graph, arrays, self.lower, symbols, _label, meta)
 
     def lower(self, expr: sympy.Basic) -> Node:
         node = self.memo.get(expr)
@@ -122,6 +126,10 @@ class _Lowering:
                 raise GradcError(f"symbol {expr.name!r} appears in the expression but not in args "
                                  f"({', '.join(s.name for s in self.symbols)}){why}")
             return self.symbols[expr]
+        if isinstance(expr, (sympy.Indexed, MatrixElement)):
+            return self.loops.element(expr)
+        if isinstance(expr, (sympy.Sum, sympy.Product)):
+            return self.loops.reduction(expr)
         if expr is sympy.true or expr is sympy.false:
             return g.const(1.0 if expr is sympy.true else 0.0)
         if expr.is_Number or expr.is_NumberSymbol or expr in (sympy.oo, -sympy.oo, sympy.nan):
@@ -253,7 +261,8 @@ class _Lowering:
         that nan is written nan + u + ... over the expression's inputs u, which the select's VJP sends nan."""
         node = self.graph.const(float("nan"))
         for s in sorted(expr.free_symbols, key=lambda s: s.name):
-            node = node + self.lower(s)
+            if s in self.symbols:
+                node = node + self.lower(s)
         if not node.is_leaf:
             self.meta.label(node, "nan where no branch holds")
         for value, cond in reversed(expr.args):
@@ -271,8 +280,9 @@ def lower_exprs(exprs: Sequence[sympy.Expr], args: Sequence[sympy.Symbol], dtype
     """Lower `exprs` over the input symbols `args` into a fresh graph, labelling its nodes in `meta`;
     returns (graph, outputs)."""
     graph = Graph(dtype)
-    symbols = {s: graph.input(s.name) for s in args}
-    lowering = _Lowering(graph, symbols, meta)
+    symbols = {s: graph.input(s.name) for s in args if not isinstance(s, ARRAY_TYPES)}
+    arrays = {input_name(a): graph.input(input_name(a), array_shape(a)) for a in args if isinstance(a, ARRAY_TYPES)}
+    lowering = _Lowering(graph, symbols, meta, arrays)
     outputs = []
     for e in exprs:
         if not isinstance(e, sympy.Basic):
@@ -297,7 +307,7 @@ def _innermost_first(expr: sympy.Basic) -> list[sympy.Basic]:
         elif node not in seen:
             seen.add(node)
             stack.append((node, True))
-            if not isinstance(node, _UNEVALUATED):   # their variables are bound: not the expression's
+            if not isinstance(node, _BINDING):   # their variables are bound: not the expression's
                 stack.extend((a, False) for a in reversed(node.args))
     return [n for n in order[:-1] if isinstance(n, (sympy.Expr, sympy.core.relational.Relational, BooleanFunction))
             and not isinstance(n, ExprCondPair) and not n.is_Atom]
@@ -322,11 +332,11 @@ def lower_program(exprs: Sequence[sympy.Expr], args: Sequence[sympy.Symbol], wrt
     the outputs' SymPy text."""
     meta = Meta()
     graph, outputs = lower_exprs(exprs, args, dtype, meta)
-    inputs = tuple(graph.input(s.name) for s in args)
+    inputs = tuple(graph.input(input_name(s)) for s in args)
     if weighted:
         seeds = tuple(graph.input(_unused(f"\x00cotangent{k}", args)) for k in range(len(outputs)))
     else:
         seeds = (graph.const(1.0),)
     return Program(name, graph, inputs, tuple(outputs), tuple(outputs), seeds,
-                   tuple(graph.input(s.name) for s in wrt), meta=meta,
+                   tuple(graph.input(input_name(s)) for s in wrt), meta=meta,
                    origin=tuple(_label(e, 200) for e in exprs))

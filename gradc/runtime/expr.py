@@ -11,9 +11,11 @@ this file imports alone (a test sets them to a small program's).
 from numpy import dtype as _dtype  # noqa: I001 (above the marker: not copied)
 
 ARGS = ("x",)        # the inputs, in argument order
+ARG_SHAPES = ((),)   # each input's own axes after the batch axes (an IndexedBase's or MatrixSymbol's shape)
 WRT_INDEX = (0,)     # the differentiated inputs, as indices into ARGS
 OUTPUTS = ("f",)     # the outputs, in order
 SEQUENCE = False     # compiled from a sequence of expressions: a tuple of values, weighted by cotangents
+LAYOUT = None        # compiled from a Matrix: its shape; the outputs are its entries, row by row
 DTYPE = _dtype("float64")
 
 
@@ -94,53 +96,69 @@ def _as_input(value, name):
     return array
 
 
-def _ready_as_is(values, dtype):
-    """Whether every input is already a C-ordered ndarray of `dtype`, all of one shape with an axis: the
-    common call, which needs no conversion or broadcasting."""
+def _ready_as_is(values, dtype, own=()):
+    """Whether every input is already a C-ordered ndarray of `dtype`, all of one shape with an axis, and
+    none has axes of its own: the common call, which needs no conversion or broadcasting."""
     shape = getattr(values[0], "shape", None) if values else None
-    return bool(shape) and all(type(v) is np.ndarray and v.shape == shape and v.dtype == dtype and
-                               v.flags.c_contiguous for v in values)
+    return bool(shape) and not any(own) and all(
+        type(v) is np.ndarray and v.shape == shape and v.dtype == dtype and v.flags.c_contiguous for v in values)
 
 
-def _read_only_flat(array, n):
-    """A flat read-only view of `array`. Every array input reaches the kernel read-only (broadcast views
-    are; converted copies would not be), so the kernel is compiled once, however it is called."""
-    flat = array.reshape(n)
-    flat.flags.writeable = False
-    return flat
+def _read_only(array, shape):
+    """A read-only view of `array` reshaped to `shape`. Every array input reaches the kernel read-only
+    (broadcast views are; converted copies would not be), so the kernel is compiled once, however it is
+    called."""
+    view = array.reshape(shape)
+    view.flags.writeable = False
+    return view
 
 
-def _kernel_argument(array, shape, n, dtype):
-    """One input or cotangent as the kernel takes it: 0-d as a shared scalar, any other as a flat
-    read-only array of all n points (materialised if it was broadcast to `shape`)."""
+def _kernel_argument(array, shape, n, dtype, own=()):
+    """One input or cotangent as the kernel takes it: a 0-d scalar as a shared scalar, any other as a
+    read-only array of all n points (materialised if it was broadcast to `shape`), each point's value
+    a scalar or, for an input with axes of its own (`own`), an array of that shape."""
     if array.ndim == 0:
         return dtype.type(array)
-    return _read_only_flat(np.ascontiguousarray(np.broadcast_to(array, shape), dtype=dtype), n)
+    full = np.ascontiguousarray(np.broadcast_to(array, tuple(shape) + tuple(own)), dtype=dtype)
+    return _read_only(full, (n, *own))
 
 
-def _prepare(values, names, dtype):
-    """Broadcast the inputs like NumPy. Returns (shape, n, inputs as arrays, kernel arguments, one per
-    input as _kernel_argument makes it). Inputs that are ready as they are skip the broadcasting, whose
-    Python is a visible share of even a large call with many inputs."""
+def _batch_shape(array, own, name):
+    """The batch axes of an input whose own axes are `own`; ValueError naming it if its shape does not end so."""
+    if own and array.shape[array.ndim - len(own):] != tuple(own):
+        raise ValueError(f"argument {name!r} must have shape (..., {', '.join(map(str, own))}): "
+                         f"its last axes are one point's value; got shape {array.shape}")
+    return array.shape[: array.ndim - len(own)]
+
+
+def _prepare(values, names, dtype, own):
+    """Broadcast the inputs' batch axes like NumPy (`own`: each input's own axes, which follow them).
+    Returns (batch shape, n points, inputs as arrays, kernel arguments, one per input as _kernel_argument
+    makes it). Inputs that are ready as they are skip the broadcasting, whose Python is a visible share
+    of even a large call with many inputs."""
     if len(values) != len(names):
         raise TypeError(f"expected {len(names)} inputs ({', '.join(names)}), got {len(values)}")
-    if _ready_as_is(values, dtype):
+    if _ready_as_is(values, dtype, own):
         n = values[0].size
-        return values[0].shape, n, list(values), [_read_only_flat(v, n) for v in values]
+        return values[0].shape, n, list(values), [_read_only(v, n) for v in values]
     arrays = [_as_input(v, name) for v, name in zip(values, names)]
+    batches = [_batch_shape(a, o, name) for a, o, name in zip(arrays, own, names)]
     try:
-        shape = np.broadcast_shapes(*(a.shape for a in arrays))
+        shape = np.broadcast_shapes(*batches)
     except ValueError:
         shapes = ", ".join(f"{name}: {a.shape}" for name, a in zip(names, arrays))
         raise ValueError(f"inputs do not broadcast together ({shapes})") from None
     n = int(np.prod(shape, dtype=np.int64))
-    return shape, n, arrays, [_kernel_argument(a, shape, n, dtype) for a in arrays]
+    return shape, n, arrays, [_kernel_argument(a, shape, n, dtype, o) for a, o in zip(arrays, own)]
 
 
 def _cotangents(values, outputs, shape, n, dtype):
-    """Kernel arguments for the weights of each output (default 1): shared scalars or flat arrays."""
+    """Kernel arguments for the weights of each output (default 1): shared scalars or flat arrays. A
+    Matrix's cotangent is one array that broadcasts to the batch shape + LAYOUT."""
     if values is None:
         return [dtype.type(1.0)] * len(outputs)
+    if LAYOUT is not None:
+        values = _entries(_as_input(values, "cotangents"), shape)
     if len(values) != len(outputs):
         raise ValueError(f"expected {len(outputs)} cotangents (one per output), got {len(values)}")
     weights = []
@@ -156,29 +174,44 @@ def _cotangents(values, outputs, shape, n, dtype):
     return weights
 
 
-def _grad_buffer(array, n, dtype):
-    """Where the kernel writes one input's gradient: per point, or per chunk for a shared scalar (in
-    float64 whatever the dtype, so a float32 sum over millions of points is rounded once, at the end)."""
+def _entries(array, shape):
+    """A Matrix output's cotangent (broadcasting to the batch shape + LAYOUT) as one array per entry."""
+    full = tuple(shape) + tuple(LAYOUT)
+    try:
+        array = np.broadcast_to(array, full)
+    except ValueError:
+        raise ValueError(f"cotangents has shape {array.shape}; it must broadcast to {full}") from None
+    flat = array.reshape(tuple(shape) + (-1,))
+    return [flat[..., k] for k in range(flat.shape[-1])]
+
+
+def _grad_buffer(array, n, dtype, own):
+    """Where the kernel writes one input's gradient: per point (zeros: an array input's gradient is summed
+    into its point's row), or per chunk for a shared scalar (in float64 whatever the dtype, so a float32
+    sum over millions of points is rounded once, at the end)."""
+    if own:
+        return np.zeros((n, *own), dtype)
     if array.ndim == 0:
         return np.zeros(((n + CHUNK - 1) // CHUNK, 1), dtype=np.float64)
     return np.empty(n, dtype)
 
 
-def _grad_result(buffer, array, shape, dtype):
-    """Gradient of sum(f) shaped like its input: summed over the axes the input was broadcast along."""
+def _grad_result(buffer, array, shape, dtype, own):
+    """Gradient of sum(f) shaped like its input: summed over the batch axes the input was broadcast along."""
     if array.ndim == 0:
         return dtype.type(buffer.sum())
-    full = buffer.reshape(shape)
-    extra = full.ndim - array.ndim
+    full = buffer.reshape(tuple(shape) + tuple(own))
+    batch = array.shape[: array.ndim - len(own)]
+    extra = len(shape) - len(batch)
     axes = tuple(range(extra)) + tuple(
-        extra + k for k, size in enumerate(array.shape) if size == 1 and shape[extra + k] != 1)
+        extra + k for k, size in enumerate(batch) if size == 1 and shape[extra + k] != 1)
     return full.sum(axis=axes).reshape(array.shape) if axes else full
 
 
 def _values(inputs):
     """The body of a module's forward: the outputs at every point of the broadcast `inputs`, shaped like
     the broadcast (one array; a tuple of them for a SEQUENCE of expressions)."""
-    shape, n, _, args = _prepare(inputs, ARGS, DTYPE)
+    shape, n, _, args = _prepare(inputs, ARGS, DTYPE, ARG_SHAPES)
     outs = [np.empty(n, DTYPE) for _ in OUTPUTS]
     with _KERNEL_LOCK:
         _forward_kernel(*args, *outs)
@@ -189,17 +222,20 @@ def _values_and_grads(inputs, cotangents=None):
     """The body of a module's value_and_grad: (the outputs as `_values` gives them, the gradient of sum(f),
     of Σ cotangent·output for a SEQUENCE, w.r.t. each input of WRT_INDEX, shaped like that input). The
     cotangents (default 1) weight a SEQUENCE's outputs; a single expression takes none."""
-    shape, n, arrays, args = _prepare(inputs, ARGS, DTYPE)
+    shape, n, arrays, args = _prepare(inputs, ARGS, DTYPE, ARG_SHAPES)
     outs = [np.empty(n, DTYPE) for _ in OUTPUTS]
-    buffers = [_grad_buffer(arrays[k], n, DTYPE) for k in WRT_INDEX]
+    buffers = [_grad_buffer(arrays[k], n, DTYPE, ARG_SHAPES[k]) for k in WRT_INDEX]
     weights = _cotangents(cotangents, OUTPUTS, shape, n, DTYPE) if SEQUENCE else []
     with _KERNEL_LOCK:
         _value_and_grad_kernel(*args, *weights, *outs, *buffers)
-    grads = tuple(_grad_result(b, arrays[k], shape, DTYPE) for b, k in zip(buffers, WRT_INDEX))
+    grads = tuple(_grad_result(b, arrays[k], shape, DTYPE, ARG_SHAPES[k]) for b, k in zip(buffers, WRT_INDEX))
     return _shaped(outs, shape), grads
 
 
 def _shaped(outs, shape):
-    """The kernel's flat outputs shaped like the broadcast inputs: the one array, or a SEQUENCE's tuple."""
+    """The kernel's flat outputs shaped like the broadcast inputs: the one array, a SEQUENCE's tuple, or a
+    Matrix's array of the batch shape + LAYOUT."""
+    if LAYOUT is not None:
+        return np.stack(outs, axis=-1).reshape(tuple(shape) + tuple(LAYOUT))
     outs = [o.reshape(shape) for o in outs]
     return tuple(outs) if SEQUENCE else outs[0]
