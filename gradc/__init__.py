@@ -5,7 +5,7 @@ Public API: compile, compile_expr, compile_mlp, load, and the errors.
 
 __version__ = "0.1.0"
 
-from gradc.errors import GradcError, SpecError, UnsupportedError  # noqa: E402
+from gradc.errors import GradcError, GradcWarning, SpecError, UnsupportedError  # noqa: E402
 from gradc.pipeline import compile, compile_expr, compile_mlp  # noqa: E402
 
 
@@ -16,5 +16,5 @@ def load(path):
     return import_file(path)
 
 
-__all__ = ["compile", "compile_expr", "compile_mlp", "load", "GradcError", "SpecError", "UnsupportedError",
-           "__version__"]
+__all__ = ["compile", "compile_expr", "compile_mlp", "load", "GradcError", "GradcWarning", "SpecError",
+           "UnsupportedError", "__version__"]

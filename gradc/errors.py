@@ -12,3 +12,7 @@ class SpecError(GradcError, ValueError):
 
 class UnsupportedError(GradcError, NotImplementedError):
     """A construct gradc cannot compile (unknown SymPy node, op without a VJP, ...); the message names it."""
+
+
+class GradcWarning(UserWarning):
+    """A hint about how gradc read an expression; the module compiled is right regardless."""
