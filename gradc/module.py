@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from gradc import jit
+from gradc.errors import UnsupportedError
 
 
 class CompiledModule:
@@ -65,6 +66,38 @@ class ExprModule(CompiledModule):
         """(forward(*inputs), grad(*inputs)) from one pass over the points."""
         self._check_count(inputs)
         return self.module.value_and_grad(*inputs, **cotangents)
+
+    def _derivative(self, name: str):
+        function = getattr(self.module, name, None)
+        if function is None:
+            why = ("it differentiates nothing (wrt is empty)" if not self.wrt else
+                   "hvp takes a single expression" if name == "hvp" and self.n_outputs > 1 else
+                   "forward mode does not reach array inputs or Sum loops yet")
+            raise UnsupportedError(f"{name} is not available for this module: {why}")
+        return function
+
+    def jacobian(self, *inputs: Any) -> np.ndarray:
+        """∂f/∂(each wrt input) at every point (not summed): the batch shape + the output shape (() for an
+        expression, (m,) for a sequence, a Matrix's shape) + (len(wrt),)."""
+        self._check_count(inputs)
+        return self._derivative("jacobian")(*inputs)
+
+    def hessian(self, *inputs: Any) -> np.ndarray:
+        """Second derivatives at every point: the batch shape + the output shape + (len(wrt), len(wrt)),
+        exactly symmetric."""
+        self._check_count(inputs)
+        return self._derivative("hessian")(*inputs)
+
+    def jvp(self, *inputs: Any, tangents: Sequence[Any]) -> tuple[Any, Any]:
+        """(forward value, its directional derivative along `tangents`: one per wrt input, broadcasting like
+        the inputs), from one forward-mode pass."""
+        self._check_count(inputs)
+        return self._derivative("jvp")(*inputs, tangents)
+
+    def hvp(self, *inputs: Any, v: Sequence[Any]) -> tuple[np.ndarray, ...]:
+        """The Hessian of a single expression times `v` (one array per wrt input) at every point."""
+        self._check_count(inputs)
+        return self._derivative("hvp")(*inputs, v)
 
     def __repr__(self) -> str:
         return f"ExprModule(args={self.args}, wrt={self.wrt}, outputs={self.n_outputs})"

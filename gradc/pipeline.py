@@ -15,6 +15,7 @@ from gradc import __version__
 from gradc.backend.expr import emit_expr_module
 from gradc.backend.mlp import emit_mlp_module
 from gradc.backend.printer import content_hash
+from gradc.core.derivatives import derive
 from gradc.core.program import Program, differentiate
 from gradc.errors import GradcError
 from gradc.frontend.indexed import ARRAY_TYPES, free_inputs, input_name
@@ -131,7 +132,7 @@ def _compile_expr(expr: Any, args: Sequence[sympy.Symbol] | None, wrt: Sequence[
         regenerate=(f"gradc.compile_expr({_written(described, many, layout)}, "
                     f"args={arg_names}, wrt={wrt_names}, name={name!r}, "
                     f"dtype={program.dtype!r}{', debug=True' if debug else ''}).write(path)"),
-        debug=debug)
+        debug=debug, derivatives=derive(program))
     return ExprModule(source, program.op_counts(), arg_names, wrt_names, len(program.outputs))
 
 

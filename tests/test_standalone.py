@@ -203,7 +203,8 @@ def _unreferenced(source: str) -> set[str]:
     used = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
     registered = {s.name for s in tree.body if isinstance(s, ast.FunctionDef)   # @overload(_load) def _load_impl
                   for d in s.decorator_list if isinstance(d, ast.Call) and getattr(d.func, "id", "") == "overload"}
-    public = {"forward", "grad", "value_and_grad", "loss", "loss_and_grad", "sgd_step", "init_params",
+    public = {"forward", "grad", "value_and_grad", "jacobian", "hessian", "jvp", "hvp", "loss", "loss_and_grad",
+              "sgd_step", "init_params",
               "ARGS", "WRT", "OUTPUTS", "DTYPE", "PARAM_SHAPES", "PARAM_INITS", "INPUT", "OUTPUT", "LABELS_OK"}
     return defined - used - registered - public
 
@@ -293,7 +294,9 @@ def test_written_expression_module_opens_with_its_kernels(module, multi):
                                     {"ARGS", "ARG_SHAPES", "WRT", "WRT_INDEX", "OUTPUTS", "SEQUENCE", "LAYOUT",
                                      "DTYPE"})
         assert names[:8] == ["ARGS", "ARG_SHAPES", "WRT", "WRT_INDEX", "OUTPUTS", "SEQUENCE", "LAYOUT", "DTYPE"]
-        assert names[8:] == ["_forward_kernel", "_value_and_grad_kernel", "forward", "value_and_grad", "grad"]
+        assert names[8:] == ["_forward_kernel", "_value_and_grad_kernel", "_jacobian_kernel", "_hessian_kernel",
+                             "_jvp_kernel", *(["_hvp_kernel"] if m is not multi else []), "forward", "value_and_grad",
+                             "grad", "jacobian", "hessian", "jvp", *(["hvp"] if m is not multi else [])]
         # the public functions are one line each around the runtime's helpers
         tree = ast.parse(m.source)
         for fn in (s for s in tree.body if isinstance(s, ast.FunctionDef) and s.name in ("forward", "grad")):

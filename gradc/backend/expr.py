@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Sequence
 
+from gradc.backend.derivatives import derivative_kernels, derivative_wrappers
 from gradc.backend.names import RESERVED, Namer, defined_names
 from gradc.backend.printer import (
     Naming,
@@ -25,6 +26,7 @@ from gradc.backend.printer import (
     vectorises,
 )
 from gradc.core import ir
+from gradc.core.derivatives import Derivatives
 from gradc.core.ir import Node
 from gradc.core.program import Meta, Program
 
@@ -32,7 +34,7 @@ _DECORATOR = '@nb.njit(parallel=True, error_model="numpy", cache=True)'
 _DEBUG_DECORATOR = '@nb.njit(error_model="numpy", cache=True)  # debug build: serial, checks every value'
 _INDENT = " " * 12
 #: the runtime files (gradc/runtime/) a written expression module draws its support code from, in their order there
-RUNTIMES = ("vector_math", "special", "expr", "heap")
+RUNTIMES = ("vector_math", "special", "expr", "derivatives", "heap")
 
 
 def _checker(meta: Meta) -> Callable[[Node, str], str]:
@@ -157,9 +159,11 @@ def _wrappers(p: Program, nm: _Names) -> list[str]:
     ]
 
 
-def emit_expr_module(p: Program, source_hash: str, regenerate: str, debug: bool = False) -> str:
+def emit_expr_module(p: Program, source_hash: str, regenerate: str, debug: bool = False,
+                     derivatives: Derivatives | None = None) -> str:
     """The standalone module's source text: the header, the constants, the kernels and the public
-    functions, then the support code they use (`module_source`)."""
+    functions (with `derivatives`, those of jacobian, hessian, jvp, hvp too), then the support code they
+    use (`module_source`)."""
     nm = _Names(p)
     described = [f"{o} = {label}" for o, label in zip(nm.outputs, p.origin)]
     sequence = ("True   # a sequence of expressions: forward gives a tuple, value_and_grad takes cotangents"
@@ -175,8 +179,13 @@ def emit_expr_module(p: Program, source_hash: str, regenerate: str, debug: bool 
           if p.layout is not None else ["LAYOUT = None"]),
         f"DTYPE = np.dtype({p.dtype!r})",
     ])
-    code = "\n\n\n".join("\n".join(lines) for lines in [_forward_kernel(p, nm, debug),
-                                                        _value_and_grad_kernel(p, nm, debug), _wrappers(p, nm)])
+    parts = [_forward_kernel(p, nm, debug), _value_and_grad_kernel(p, nm, debug)]
+    if derivatives is not None:
+        parts += derivative_kernels(p, derivatives, _reserved(), debug, _checker(p.meta) if debug else None)
+    parts.append(_wrappers(p, nm))
+    if derivatives is not None:
+        parts.append(derivative_wrappers(nm.args, bool(derivatives.hvp)))
+    code = "\n\n\n".join("\n".join(lines) for lines in parts)
     # `import math` kept only where an op is printed as a call of it (erf, gamma)
     support = ["import math", *(runtime_source(name) for name in RUNTIMES)]
     return module_source(header(f"{p.name}({', '.join(nm.args)})", source_hash, regenerate, described),

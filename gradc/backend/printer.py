@@ -232,6 +232,10 @@ def _name_node(node: Node, names: dict[int, str], accumulates: set[int], counter
             stem = names.get(id(target)) or meta.stems.get(target) or (
                 target.name if target.is_input else FORMS[target.op].hint)
             names[id(node)] = namer.fresh(f"d_{stem.removesuffix('_i')}")
+    elif node in meta.tangent_of:
+        primal = meta.tangent_of[node]
+        stem = names.get(id(primal)) or meta.stems.get(primal) or FORMS[primal.op].hint
+        names[id(node)] = namer.fresh(f"t_{stem.removesuffix('_i')}")
     elif uses.get(id(node), 0) > 1 or (node.op == "loop" and not node.shape):   # a loop is a block
         names[id(node)] = namer.fresh(_stem(node, names, counters, meta))
 
@@ -319,6 +323,10 @@ class Printer:
         rhs = self.definition(node)[0]
         meta = self.naming.meta
         backward = node in meta.adjoint_of or node in meta.via
+        if node in meta.tangent_of and not backward:
+            primal = meta.tangent_of[node]
+            what = meta.describe(primal) or self.naming.names.get(id(primal), "")
+            return _with_comment(f"{name} = {rhs}", f"tangent of {what}" if what else "")
         return _with_comment(f"{name} = {rhs}", _backward_note(node, meta) if backward else meta.describe(node))
 
 

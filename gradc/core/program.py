@@ -24,13 +24,15 @@ class Meta:
 
     labels: the source sub-expression or layer a value computes (the comment of its statement);
     stems: the name a frontend gives a value (z1, h1, loss); adjoint_of: for a node holding (part of)
-    the adjoint of another, that node; via: for a node a VJP rule built, the forward node it came from.
+    the adjoint of another, that node; via: for a node a VJP rule built, the forward node it came from;
+    tangent_of: for a node holding a directional derivative (forward mode), the value it is the derivative of.
     """
 
     labels: dict[Node, str] = field(default_factory=dict)
     stems: dict[Node, str] = field(default_factory=dict)
     adjoint_of: dict[Node, Node] = field(default_factory=dict)
     via: dict[Node, Node] = field(default_factory=dict)
+    tangent_of: dict[Node, Node] = field(default_factory=dict)
 
     def label(self, node: Node, text: str) -> Node:
         """Give `node` the label `text` unless it has one (leaves are never labelled); returns node."""

@@ -1,0 +1,113 @@
+"""Derivatives beyond the gradient, as transformations of a program's IR: forward mode (JVP), Jacobians,
+Hessians (forward over reverse) and Hessian-vector products.
+
+Forward mode needs no rule of its own: every elementwise op's VJP is the cotangent times its partial
+derivatives, so the partials are its VJP rule applied to the cotangent 1, and the tangent of a value is
+Σ_k ∂value/∂input_k · tangent(input_k). The results are IR built with the same builders (simplified and
+shared as they are built), so the backends print and compile them like any other value. Second order is
+forward mode applied to the reverse pass: the Hessian's column j is the JVP of the gradient in the
+direction of the j-th argument, and a Hessian-vector product is the JVP of the gradient along v.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from gradc.core import autodiff, ir
+from gradc.core.ir import Node
+from gradc.core.ops import OPS
+from gradc.core.program import Meta, Program
+from gradc.errors import UnsupportedError
+
+
+def partials(node: Node, meta: Meta) -> tuple[Node | None, ...]:
+    """∂node/∂input_k for each input (None: zero): the op's VJP rule applied to the cotangent 1."""
+    record = OPS[node.op]
+    if record.vjp is None or record.vjp_meta:
+        what = "a Sum or Product loop" if node.op == "loop" else repr(node.op)
+        raise UnsupportedError(f"gradc cannot take derivatives beyond the gradient through {what} "
+                               f"(in {meta.labels.get(node) or node!r}) yet")
+    return record.vjp(node.graph.const(1.0), node, *node.inputs, **dict(node.attrs))
+
+
+def jvp(outputs: Sequence[Node], tangents: Mapping[Node, Node], meta: Meta) -> list[Node]:
+    """The directional derivatives of `outputs` where the leaves of `tangents` move along their tangents
+    (every other leaf is fixed). Each tangent built is recorded in `meta.tangent_of`."""
+    known: dict[int, Node] = {id(x): t for x, t in tangents.items()}
+    for node in ir.topological_order(outputs):
+        if node.is_leaf or id(node) in known or not any(id(x) in known for x in node.inputs):
+            continue
+        total = None
+        for x, partial in zip(node.inputs, partials(node, meta)):
+            if partial is None or id(x) not in known:
+                continue
+            term = partial * known[id(x)]
+            total = term if total is None else total + term
+        if total is not None and not (total.is_const and total.value == 0.0):
+            if not total.is_leaf and total not in meta.tangent_of and total not in meta.adjoint_of:
+                meta.tangent_of[total] = node
+            known[id(node)] = total
+    zero = outputs[0].graph.const(0.0) if outputs else None
+    return [known.get(id(o), zero) for o in outputs]
+
+
+def _one_hot(program: Program, j: int) -> dict[Node, Node]:
+    return {program.wrt[j]: program.graph.const(1.0)}
+
+
+def jacobian(program: Program) -> list[list[Node]]:
+    """J[k][j] = ∂output_k/∂wrt_j at each point: forward mode, one pass per argument, or reverse mode, one
+    pass per output, whichever takes fewer passes."""
+    p, n, m = program, len(program.wrt), len(program.outputs)
+    if n <= m:
+        columns = [jvp(p.outputs, _one_hot(p, j), p.meta) for j in range(n)]
+        return [[columns[j][k] for j in range(n)] for k in range(m)]
+    primal = ir.topological_order(p.outputs)
+    return [autodiff.backward([out], [p.graph.const(1.0)], p.wrt, primal, p.meta) for out in p.outputs]
+
+
+def hessians(program: Program) -> list[list[list[Node]]]:
+    """H[k][a][b] = ∂²output_k/∂wrt_a∂wrt_b at each point, forward over reverse: the gradient of each output,
+    then its JVP along each argument. Exactly symmetric: the entry below the diagonal is the node above it."""
+    p, n = program, len(program.wrt)
+    primal = ir.topological_order(p.outputs)
+    out = []
+    for output in p.outputs:
+        grad = autodiff.backward([output], [p.graph.const(1.0)], p.wrt, primal, p.meta)
+        columns = [jvp(grad, _one_hot(p, b), p.meta) for b in range(n)]
+        out.append([[columns[max(a, b)][min(a, b)] for b in range(n)] for a in range(n)])
+    return out
+
+
+def hvp(program: Program, v: Sequence[Node]) -> list[Node]:
+    """H·v of a program of one output at each point: the JVP of its gradient along v (one value per wrt)."""
+    return jvp(program.grads, dict(zip(program.wrt, v)), program.meta)
+
+
+@dataclass(frozen=True)
+class Derivatives:
+    """What a module's derivative kernels compute, over the program's inputs and one tangent input per
+    differentiated argument (the direction of `jvp`, the v of `hvp`)."""
+
+    tangents: tuple[Node, ...]
+    jacobian: tuple[Node, ...]      # output k, argument j: row-major
+    hessian: tuple[Node, ...]       # output k, arguments a, b: row-major, symmetric
+    jvp: tuple[Node, ...]           # one per output
+    hvp: tuple[Node, ...]           # one per argument (a program of one output), else empty
+
+
+def derive(program: Program) -> Derivatives | None:
+    """The derivative kernels' values for `program` (differentiated), or None where forward mode does not
+    reach yet (array inputs, Sum loops) or nothing is differentiated."""
+    values = ir.topological_order([*program.outputs, *program.grads])
+    if not program.wrt or any(x.shape for x in program.inputs) or any(n.op == "loop" for n in values):
+        return None
+    g = program.graph
+    tangents = tuple(g.input(f"\x00tangent{j}") for j in range(len(program.wrt)))
+    return Derivatives(
+        tangents=tangents,
+        jacobian=tuple(node for row in jacobian(program) for node in row),
+        hessian=tuple(node for h in hessians(program) for row in h for node in row),
+        jvp=tuple(jvp(program.outputs, dict(zip(program.wrt, tangents)), program.meta)),
+        hvp=tuple(hvp(program, tangents)) if len(program.outputs) == 1 and not program.seeds[0].is_input else ())
