@@ -5,7 +5,7 @@ helpers and constants it uses (imported here above the marker so that this file 
 ordinary code).
 """
 from gradc.runtime.expr import (  # noqa: I001 (above the marker: not copied)
-    ARG_SHAPES, ARGS, DTYPE, LAYOUT, OUTPUTS, SEQUENCE, WRT_INDEX, _KERNEL_LOCK, _prepare)
+    ARG_SHAPES, ARGS, DTYPE, LAYOUT, OUTPUTS, SEQUENCE, WRT_INDEX, _KERNEL_LOCK, _OneChunkSerial, _prepare)
 
 
 def _jacobian_kernel(*arrays):
@@ -49,7 +49,7 @@ def _per_point(inputs, width, kernel, tangents=None):
         own += [ARG_SHAPES[k] for k in WRT_INDEX]
     shape, n, _, args = _prepare(values, names, DTYPE, own)
     out = np.empty((n, width), DTYPE)
-    with _KERNEL_LOCK:
+    with _KERNEL_LOCK, _OneChunkSerial(n):
         kernel(*args, out)
     return tuple(shape), out
 

@@ -55,6 +55,27 @@ def _kernel_lock():
 _KERNEL_LOCK = _kernel_lock()
 
 
+class _OneChunkSerial:
+    """`with _OneChunkSerial(n):` runs a kernel call of at most one chunk of points on the calling thread
+    alone (numba.set_num_threads(1), which is per thread, restored after): a parallel region with one chunk
+    of work has nothing to share, and waking the other threads costs more than a small call's arithmetic
+    (an optimiser calls at one point thousands of times)."""
+
+    __slots__ = ("n", "previous")
+
+    def __init__(self, n):
+        self.n, self.previous = n, 0
+
+    def __enter__(self):
+        if self.n <= CHUNK:
+            self.previous = nb.get_num_threads()
+            nb.set_num_threads(1)
+
+    def __exit__(self, *exc):
+        if self.previous:
+            nb.set_num_threads(self.previous)
+
+
 def _load(x, i):
     """Value at point i: an array input holds one value per point, a shared scalar the same for all.
 
@@ -104,6 +125,14 @@ def _ready_as_is(values, dtype, own=()):
         type(v) is np.ndarray and v.shape == shape and v.dtype == dtype and v.flags.c_contiguous for v in values)
 
 
+_NUMBERS = (float, int, np.floating, np.integer)
+
+
+def _all_numbers(values, own):
+    """Whether every input is a plain real number (no array; not a bool) for an input without axes of its own."""
+    return not any(own) and all(isinstance(v, _NUMBERS) and not isinstance(v, bool) for v in values)
+
+
 def _read_only(array, shape):
     """A read-only view of `array` reshaped to `shape`. Every array input reaches the kernel read-only
     (broadcast views are; converted copies would not be), so the kernel is compiled once, however it is
@@ -141,6 +170,8 @@ def _prepare(values, names, dtype, own):
     if _ready_as_is(values, dtype, own):
         n = values[0].size
         return values[0].shape, n, list(values), [_read_only(v, n) for v in values]
+    if _all_numbers(values, own):   # one point, as an optimiser calls: skip the broadcasting machinery
+        return (), 1, [np.asarray(v) for v in values], [dtype.type(v) for v in values]
     arrays = [_as_input(v, name) for v, name in zip(values, names)]
     batches = [_batch_shape(a, o, name) for a, o, name in zip(arrays, own, names)]
     try:
@@ -213,7 +244,7 @@ def _values(inputs):
     the broadcast (one array; a tuple of them for a SEQUENCE of expressions)."""
     shape, n, _, args = _prepare(inputs, ARGS, DTYPE, ARG_SHAPES)
     outs = [np.empty(n, DTYPE) for _ in OUTPUTS]
-    with _KERNEL_LOCK:
+    with _KERNEL_LOCK, _OneChunkSerial(n):
         _forward_kernel(*args, *outs)
     return _shaped(outs, shape)
 
@@ -226,7 +257,7 @@ def _values_and_grads(inputs, cotangents=None):
     outs = [np.empty(n, DTYPE) for _ in OUTPUTS]
     buffers = [_grad_buffer(arrays[k], n, DTYPE, ARG_SHAPES[k]) for k in WRT_INDEX]
     weights = _cotangents(cotangents, OUTPUTS, shape, n, DTYPE) if SEQUENCE else []
-    with _KERNEL_LOCK:
+    with _KERNEL_LOCK, _OneChunkSerial(n):
         _value_and_grad_kernel(*args, *weights, *outs, *buffers)
     grads = tuple(_grad_result(b, arrays[k], shape, DTYPE, ARG_SHAPES[k]) for b, k in zip(buffers, WRT_INDEX))
     return _shaped(outs, shape), grads
