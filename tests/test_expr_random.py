@@ -169,9 +169,24 @@ def check_batch(exprs: list[sp.Expr], seed: int, n: int = 64) -> None:
         _compare(expr, values[k], grads, points)
 
 
+def check_second_order(exprs: list[sp.Expr], seed: int, n: int = 32) -> None:
+    """The module's jacobian and hessian of each expression against SymPy's first and second derivatives
+    (the upper triangle; the Hessian's exact symmetry is checked as such)."""
+    points = _points(seed, n)
+    module = gradc.compile_expr(exprs, args=list(SYMBOLS))
+    J, H = module.jacobian(*points), module.hessian(*points)
+    assert np.array_equal(H, H.swapaxes(-1, -2), equal_nan=True)
+    for k, expr in enumerate(exprs):
+        for a, s in enumerate(SYMBOLS):
+            first = _diff(expr, s)
+            _close(J[:, k, a], evaluate(first, points), f"d/d{s} of {expr}")
+            for b in range(a, len(SYMBOLS)):
+                _close(H[:, k, a, b], evaluate(_diff(first, SYMBOLS[b]), points), f"d²/d{s}d{SYMBOLS[b]} of {expr}")
+
+
 BATCH = 20   # expressions per compiled module in the slow fuzz job
 
-FAST_BATCH = 10   # expressions per compiled module in the fast suite: 5 modules check 50 expressions
+FAST_BATCH = 25   # expressions per compiled module in the fast suite: 2 modules check 50 expressions
 _FAST = settings(max_examples=-(-_examples(50) // FAST_BATCH), deadline=None, derandomize=True, database=None,
                  suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 _FUZZ = settings(max_examples=-(-_examples(2000) // BATCH), deadline=None, database=None,
@@ -189,6 +204,21 @@ def test_random_expressions(exprs, seed):
 @given(exprs=st.lists(expressions, min_size=BATCH, max_size=BATCH), seed=st.integers(0, 2**32 - 1))
 def test_random_expressions_fuzz(exprs, seed):
     check_batch(exprs, seed)
+
+
+@settings(max_examples=1, deadline=None, derandomize=True, database=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(exprs=st.lists(expressions, min_size=12, max_size=12), seed=st.integers(0, 2**16))
+def test_random_jacobians_and_hessians(exprs, seed):
+    check_second_order(exprs, seed)
+
+
+@pytest.mark.slow
+@settings(max_examples=-(-int(os.environ.get("GRADC_FUZZ_HESSIANS", 200)) // BATCH), deadline=None, database=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(exprs=st.lists(expressions, min_size=BATCH, max_size=BATCH), seed=st.integers(0, 2**32 - 1))
+def test_random_jacobians_and_hessians_fuzz(exprs, seed):
+    check_second_order(exprs, seed)
 
 
 # -- failures found by the strategy above (and by hand), kept as explicit cases ------------------------------
