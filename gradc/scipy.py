@@ -145,14 +145,22 @@ def objective(expr: sympy.Expr, x: sympy.Symbol | Sequence[sympy.Symbol],
     """Compile the scalar `expr` in the symbols x (the optimisation vector, in this order) and params (values
     passed through SciPy's args=, in this order) into an Objective. compile_options go to compile_expr
     (name=, dtype=, debug=). Every free symbol of expr must be in x or params."""
-    if isinstance(expr, (list, tuple, sympy.MatrixBase)):
-        raise TypeError("objective takes one scalar expression (for several residuals use gradc.scipy.residuals)")
-    x, params = _symbol_tuple(x, "x"), _symbol_tuple(params, "params")
-    if not x:
-        raise ValueError("objective needs at least one x symbol")
-    _check_distinct({"x": x, "params": params})
-    module = compile_expr(expr, [*x, *params], wrt=list(x), **compile_options)
+    module, x, params = _compile_scalar("objective", " (for several residuals use gradc.scipy.residuals)", expr, x,
+                                        params, "params", compile_options)
     return Objective(module, x, params)
+
+
+def _compile_scalar(adapter: str, why: str, expr: sympy.Expr, x: Any, extra: Any, extra_role: str,
+                    options: dict[str, Any]) -> tuple[ExprModule, tuple[sympy.Symbol, ...], tuple[sympy.Symbol, ...]]:
+    """(module, x, extra) for an adapter of one scalar expression differentiated w.r.t. x; one-line errors for a
+    sequence, no x, or a symbol in two roles."""
+    if isinstance(expr, (list, tuple, sympy.MatrixBase)):
+        raise TypeError(f"{adapter} takes one scalar expression{why}")
+    x, extra = _symbol_tuple(x, "x"), _symbol_tuple(extra, extra_role)
+    if not x:
+        raise ValueError(f"{adapter} needs at least one x symbol")
+    _check_distinct({"x": x, extra_role: extra})
+    return compile_expr(expr, [*x, *extra], wrt=list(x), **options), x, extra
 
 
 # ---- solve_ivp: ode ----
@@ -259,11 +267,6 @@ def residuals(expr: sympy.Expr, x: sympy.Symbol | Sequence[sympy.Symbol],
     """Compile the scalar residual `expr` in x (the fitted parameters, in this order) and data (symbols whose
     values are the data arrays passed through least_squares' args=, in this order) into Residuals.
     compile_options go to compile_expr."""
-    if isinstance(expr, (list, tuple, sympy.MatrixBase)):
-        raise TypeError("residuals takes one scalar expression: its value at each data point is one residual")
-    x, data = _symbol_tuple(x, "x"), _symbol_tuple(data, "data")
-    if not x:
-        raise ValueError("residuals needs at least one x symbol")
-    _check_distinct({"x": x, "data": data})
-    module = compile_expr(expr, [*x, *data], wrt=list(x), **compile_options)
+    module, x, data = _compile_scalar("residuals", ": its value at each data point is one residual", expr, x, data,
+                                      "data", compile_options)
     return Residuals(module, x, data)

@@ -125,12 +125,14 @@ def _ready_as_is(values, dtype, own=()):
         type(v) is np.ndarray and v.shape == shape and v.dtype == dtype and v.flags.c_contiguous for v in values)
 
 
-_NUMBERS = (float, int, np.floating, np.integer)
+_NUMBERS = (float, np.floating, np.integer)
 
 
 def _all_numbers(values, own):
-    """Whether every input is a plain real number (no array; not a bool) for an input without axes of its own."""
-    return not any(own) and all(isinstance(v, _NUMBERS) and not isinstance(v, bool) for v in values)
+    """Whether every input is one real number (an int only in int64's range, as NumPy reads it; bools excluded),
+    for inputs with no axes of their own."""
+    return not any(own) and all(isinstance(v, _NUMBERS) or (type(v) is int and -2**63 <= v < 2**63)
+                                for v in values)
 
 
 def _read_only(array, shape):
