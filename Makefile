@@ -6,6 +6,9 @@ STAMP := $(VENV)/.installed
 # The peers pin their own Numba (PyTensor needs an older one), so they get a venv of their own.
 BENCH_VENV := .venv-bench
 BENCH_STAMP := $(BENCH_VENV)/.installed
+# Test processes: most of a test's time is Numba compiling on one core. A file's tests share a process
+# (--dist loadfile), so its module fixtures compile once.
+TEST_WORKERS ?= 2
 
 .PHONY: demo test test-slow fuzz bench lint clean
 
@@ -19,10 +22,10 @@ demo: $(STAMP)
 	$(PY) examples/demo.py
 
 test: $(STAMP)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 test-slow: $(STAMP)
-	$(PY) -m pytest -q -m slow
+	$(PY) -m pytest -q -m slow -n $(TEST_WORKERS) --dist loadfile
 
 fuzz: $(STAMP)
 	GRADC_FUZZ_EXAMPLES=10000 $(PY) -m pytest -q -m slow tests/test_expr_random.py
