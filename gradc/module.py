@@ -72,7 +72,7 @@ class ExprModule(CompiledModule):
         if function is None:
             why = ("it differentiates nothing (wrt is empty)" if not self.wrt else
                    "hvp takes a single expression" if name == "hvp" and self.n_outputs > 1 else
-                   "forward mode does not reach array inputs or Sum loops yet")
+                   "forward mode does not differentiate w.r.t. an array input (IndexedBase, MatrixSymbol) yet")
             raise UnsupportedError(f"{name} is not available for this module: {why}")
         return function
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from gradc.core import autodiff, ir
+from gradc.core import autodiff, ir, loops
 from gradc.core.ir import Node
 from gradc.core.ops import OPS
 from gradc.core.program import Meta, Program
@@ -38,18 +38,40 @@ def jvp(outputs: Sequence[Node], tangents: Mapping[Node, Node], meta: Meta) -> l
     for node in ir.topological_order(outputs):
         if node.is_leaf or id(node) in known or not any(id(x) in known for x in node.inputs):
             continue
+        if node.op == "loop":
+            _record(known, node, _loop_tangent(node, known, meta), meta)
+            continue
         total = None
         for x, partial in zip(node.inputs, partials(node, meta)):
             if partial is None or id(x) not in known:
                 continue
             term = partial * known[id(x)]
             total = term if total is None else total + term
-        if total is not None and not (total.is_const and total.value == 0.0):
-            if not total.is_leaf and total not in meta.tangent_of and total not in meta.adjoint_of:
-                meta.tangent_of[total] = node
-            known[id(node)] = total
+        _record(known, node, total, meta)
     zero = outputs[0].graph.const(0.0) if outputs else None
     return [known.get(id(o), zero) for o in outputs]
+
+
+def _record(known: dict[int, Node], node: Node, tangent: Node | None, meta: Meta) -> None:
+    """Keep `tangent` as the tangent of `node` (unless it is zero), naming it as such in `meta`."""
+    if tangent is None or (tangent.is_const and tangent.value == 0.0):
+        return
+    if not tangent.is_leaf and tangent not in meta.tangent_of and tangent not in meta.adjoint_of:
+        meta.tangent_of[tangent] = node
+    known[id(node)] = tangent
+
+
+def _loop_tangent(node: Node, known: dict[int, Node], meta: Meta) -> Node | None:
+    """The tangent of a Sum loop is the Sum of its body's tangents; of a Product, Π · Σ tangent/factor. The
+    closure's tangents are known: the body's are built inside the loop (a loop-invariant part stays out)."""
+    var, body, kind = node.attr("var"), node.attr("body"), node.attr("kind")
+    (inner,) = jvp([body], {x: known[id(x)] for x in node.inputs if id(x) in known}, meta)
+    if inner.is_const and inner.value == 0.0:
+        return None
+    start, stop = node.attr("start"), node.attr("stop")
+    if kind == "sum":
+        return loops.build("sum", var, start, stop, inner)
+    return node * loops.build("sum", var, start, stop, inner / body)
 
 
 def _one_hot(program: Program, j: int) -> dict[Node, Node]:
@@ -98,10 +120,9 @@ class Derivatives:
 
 
 def derive(program: Program) -> Derivatives | None:
-    """The derivative kernels' values for `program` (differentiated), or None where forward mode does not
-    reach yet (array inputs, Sum loops) or nothing is differentiated."""
-    values = ir.topological_order([*program.outputs, *program.grads])
-    if not program.wrt or any(x.shape for x in program.inputs) or any(n.op == "loop" for n in values):
+    """The derivative kernels' values for `program` (differentiated), or None where nothing is differentiated
+    or an array input is (arrays that are data, read in Sum loops, are fine)."""
+    if not program.wrt or any(x.shape for x in program.wrt):
         return None
     g = program.graph
     tangents = tuple(g.input(f"\x00tangent{j}") for j in range(len(program.wrt)))

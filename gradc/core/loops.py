@@ -84,7 +84,7 @@ def vjp(g: Node, out: Node, *closure_values: Node, var: Node, start: int, stop: 
 
     seed = g if kind == "sum" else g * out / body
     order = body_order(body, var)
-    wrt = [x for x in closure_values if x.dtype != "int64"]
+    wrt = [x for x in closure_values if x.dtype != "int64" and not x.is_const]
     primal = ir.topological_order([body, out])   # values the body pass reuses keep their forward names
     adjoints = dict(zip(map(id, wrt), autodiff.backward([body], [seed], wrt, primal, meta, order=order)))
     result: list[Node | None] = []
