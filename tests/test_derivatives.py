@@ -6,11 +6,16 @@ JVP checks of all of them; a single expression serves the HVP, wrt-subset, broad
 
 from __future__ import annotations
 
+import ast
+
 import numpy as np
 import pytest
 import sympy as sp
 
 import gradc
+from gradc import pipeline
+from gradc.backend.expr import emit_expr_module
+from gradc.core.derivatives import derive
 
 x, y, z = sp.symbols("x y z", real=True)
 ARGS = [x, y, z]
@@ -151,3 +156,19 @@ def test_unavailable_derivatives_say_why():
         m.hessian(np.ones(3))
     with pytest.raises(gradc.UnsupportedError, match="single expression"):
         gradc.compile_expr([x, y], [x, y]).hvp(1.0, 2.0, v=(1.0, 1.0))
+
+
+def _kernel_text(source: str, name: str) -> str:
+    functions = [f for f in ast.parse(source).body if isinstance(f, ast.FunctionDef) and f.name == name]
+    return ast.get_source_segment(source, functions[0])
+
+
+@pytest.mark.parametrize("expr", [[x * y, sp.sin(x)], x * y * z + sp.cos(y) * sig(z)], ids=["list", "one"])
+def test_derivative_kernels_leave_the_gradient_kernels_as_they_were(expr):
+    """Building the second-order passes reuses the forward and reverse nodes without changing what they mean:
+    the forward and gradient kernels read the same, names and comments, with or without them."""
+    plain = emit_expr_module(pipeline.expr_program(expr, ARGS), "hash", "regenerate")
+    program = pipeline.expr_program(expr, ARGS)
+    full = emit_expr_module(program, "hash", "regenerate", derivatives=derive(program))
+    for name in ("_forward_kernel", "_value_and_grad_kernel"):
+        assert _kernel_text(full, name) == _kernel_text(plain, name)

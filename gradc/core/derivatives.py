@@ -56,9 +56,15 @@ def _record(known: dict[int, Node], node: Node, tangent: Node | None, meta: Meta
     """Keep `tangent` as the tangent of `node` (unless it is zero), naming it as such in `meta`."""
     if tangent is None or (tangent.is_const and tangent.value == 0.0):
         return
-    if not tangent.is_leaf and tangent not in meta.tangent_of and tangent not in meta.adjoint_of:
+    if not tangent.is_leaf and not _has_meaning(tangent, meta):
         meta.tangent_of[tangent] = node
     known[id(node)] = tangent
+
+
+def _has_meaning(node: Node, meta: Meta) -> bool:
+    """Whether `node` already means something to a reader (a forward value, an adjoint, a VJP's helper, a
+    tangent): a tangent that turns out to be such a node (the partial x*y of x*y*z) keeps that meaning."""
+    return any(node in table for table in (meta.labels, meta.stems, meta.adjoint_of, meta.via, meta.tangent_of))
 
 
 def _loop_tangent(node: Node, known: dict[int, Node], meta: Meta) -> Node | None:
@@ -78,6 +84,12 @@ def _one_hot(program: Program, j: int) -> dict[Node, Node]:
     return {program.wrt[j]: program.graph.const(1.0)}
 
 
+def _existing(program: Program) -> list[Node]:
+    """The nodes the program already has (its forward and reverse passes): a later reverse pass that meets one
+    leaves its meaning (and so the gradient kernel's names and comments) as it was."""
+    return ir.topological_order([*program.outputs, *program.grads])
+
+
 def jacobian(program: Program) -> list[list[Node]]:
     """J[k][j] = ∂output_k/∂wrt_j at each point: forward mode, one pass per argument, or reverse mode, one
     pass per output, whichever takes fewer passes."""
@@ -85,7 +97,7 @@ def jacobian(program: Program) -> list[list[Node]]:
     if n <= m:
         columns = [jvp(p.outputs, _one_hot(p, j), p.meta) for j in range(n)]
         return [[columns[j][k] for j in range(n)] for k in range(m)]
-    primal = ir.topological_order(p.outputs)
+    primal = _existing(p)
     return [autodiff.backward([out], [p.graph.const(1.0)], p.wrt, primal, p.meta) for out in p.outputs]
 
 
@@ -93,7 +105,7 @@ def hessians(program: Program) -> list[list[list[Node]]]:
     """H[k][a][b] = ∂²output_k/∂wrt_a∂wrt_b at each point, forward over reverse: the gradient of each output,
     then its JVP along each argument. Exactly symmetric: the entry below the diagonal is the node above it."""
     p, n = program, len(program.wrt)
-    primal = ir.topological_order(p.outputs)
+    primal = _existing(p)
     out = []
     for output in p.outputs:
         grad = autodiff.backward([output], [p.graph.const(1.0)], p.wrt, primal, p.meta)
