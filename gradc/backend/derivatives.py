@@ -9,15 +9,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from gradc.backend.names import Namer
+from gradc.backend.points import point_kernel
 from gradc.backend.printer import Printer, plan_names, statements
 from gradc.core import ir
 from gradc.core.derivatives import Derivatives
 from gradc.core.ir import Node
 from gradc.core.program import Program
-
-_DECORATOR = '@nb.njit(parallel=True, error_model="numpy", cache=True)'
-_DEBUG_DECORATOR = '@nb.njit(error_model="numpy", cache=True)  # debug build: serial, checks every value'
-_INDENT = " " * 12
 
 
 def _kernel(name: str, p: Program, namer: Namer, args: Sequence[str], tangents: Sequence[Node],
@@ -38,10 +35,7 @@ def _kernel(name: str, p: Program, namer: Namer, args: Sequence[str], tangents: 
     row = namer.fresh("row")   # stores through the point's row: Numba compiles n² of them into a prange loop
     body.append(f"{row} = {out}[i]")   # far faster than n² two-index stores (a 30x30 Hessian: 100 s -> 15 s)
     body += [store.format(out=row, value=printer.text(node)) for node, store in zip(results, stores)]
-    loop = [f"    for c in {'range' if debug else 'nb.prange'}(({out}.shape[0] + CHUNK - 1) // CHUNK):",
-            f"        for i in range(c * CHUNK, min({out}.shape[0], (c + 1) * CHUNK)):",
-            *(_INDENT + line for line in body)]
-    return [_DEBUG_DECORATOR if debug else _DECORATOR, f"def {name}({', '.join([*args, *t_params, out])}):", *loop]
+    return point_kernel(name, [*args, *t_params, out], f"{out}.shape[0]", body, debug)
 
 
 def derivative_kernels(p: Program, d: Derivatives, reserved: frozenset[str], debug: bool, check) -> list[list[str]]:

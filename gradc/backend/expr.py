@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 
 from gradc.backend.derivatives import derivative_kernels, derivative_wrappers
 from gradc.backend.names import RESERVED, Namer, defined_names
+from gradc.backend.points import point_kernel
 from gradc.backend.printer import (
     Naming,
     Printer,
@@ -30,9 +31,6 @@ from gradc.core.derivatives import Derivatives
 from gradc.core.ir import Node
 from gradc.core.program import Meta, Program
 
-_DECORATOR = '@nb.njit(parallel=True, error_model="numpy", cache=True)'
-_DEBUG_DECORATOR = '@nb.njit(error_model="numpy", cache=True)  # debug build: serial, checks every value'
-_INDENT = " " * 12
 #: the runtime files (gradc/runtime/) a written expression module draws its support code from, in their order there
 RUNTIMES = ("vector_math", "special", "expr", "derivatives", "heap")
 
@@ -42,12 +40,6 @@ def _checker(meta: Meta) -> Callable[[Node, str], str]:
     def check(node: Node, name: str) -> str:
         return f"if not np.isfinite({name}): raise FloatingPointError({debug_message(node, name, meta)}, i)"
     return check
-
-
-def _loop(length: str, body: list[str], debug: bool) -> list[str]:
-    return [f"    for c in {'range' if debug else 'nb.prange'}(({length} + CHUNK - 1) // CHUNK):",
-            f"        for i in range(c * CHUNK, min({length}, (c + 1) * CHUNK)):",
-            *(_INDENT + line for line in body)]
 
 
 def _vector(order: Sequence[Node], debug: bool) -> bool:
@@ -98,9 +90,7 @@ def _forward_kernel(p: Program, nm: _Names, debug: bool) -> list[str]:
     vector = _vector(order, debug)
     body = _loads(order, nm.points, params) + statements(order, nm.naming, check=check, vector=vector)
     body += [f"_store({o}, i, c, {_value(x, nm.naming, vector)})" for x, o in zip(p.outputs, nm.out_params)]
-    signature = ", ".join([*nm.args, *nm.out_params])
-    return [_DEBUG_DECORATOR if debug else _DECORATOR, f"def _forward_kernel({signature}):",
-            *_loop(f"{nm.out_params[0]}.shape[0]", body, debug)]
+    return point_kernel("_forward_kernel", [*nm.args, *nm.out_params], f"{nm.out_params[0]}.shape[0]", body, debug)
 
 
 def _value(node: Node, naming: Naming, vector: bool) -> str:
@@ -128,9 +118,8 @@ def _value_and_grad_kernel(p: Program, nm: _Names, debug: bool) -> list[str]:
                                                "sum(Σ cotangent·output)")] + rest
     body += [f"_store({g}, i, c, {_value(x, nm.naming, vector)})" for w, x, g in zip(p.wrt, p.grads, nm.grad_params)
              if not w.shape]   # an array input's gradient is already in its buffer
-    signature = ", ".join([*nm.args, *nm.ct_params, *nm.out_params, *nm.grad_params])
-    return [_DEBUG_DECORATOR if debug else _DECORATOR, f"def _value_and_grad_kernel({signature}):",
-            *_loop(f"{nm.out_params[0]}.shape[0]", body, debug)]
+    return point_kernel("_value_and_grad_kernel", [*nm.args, *nm.ct_params, *nm.out_params, *nm.grad_params],
+                        f"{nm.out_params[0]}.shape[0]", body, debug)
 
 
 def _wrappers(p: Program, nm: _Names) -> list[str]:
