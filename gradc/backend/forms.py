@@ -38,6 +38,8 @@ class Form:
     note: str = ""                        # what the generated backward comment says of this gate
     vector: Template | None = None        # form in a loop that vectorises, where it differs
     vectorises: bool | Callable[[Node], bool] = True   # a loop calling it can vectorise
+    staged: bool = True                   # a forward value gets a statement of its own (else: where it is used)
+    block: bool = False                   # printed as statements (backend/loops.py), never inline
 
 
 def infix(template: str, prec: int, hint: str) -> Form:
@@ -121,10 +123,6 @@ def _emit_sum(args: list[str], node: Node) -> str:
     return f"_column_sums({args[0]})"
 
 
-def _block_only(node: Node) -> str:
-    raise NotImplementedError(f"{node.op!r} is printed as a block of statements, not an expression")
-
-
 def _losses(*names: str) -> dict[str, Form]:
     """An MLP loss and its gradient: calls of the runtime's fused loops `_<name>` and `_<name>_grad`."""
     forms = {}
@@ -205,9 +203,9 @@ FORMS: dict[str, Form] = {
     "logsumexp": Form(emit=_emit_logsumexp, prec=ADD_PREC, hint="lse", note="logsumexp gate: softmax weights",
                       vector=_vector_logsumexp),
     # loops (printed as blocks by backend/loops.py; an element inline, like a value)
-    "element": Form(emit=emit_element, hint="elem"),
-    "scatter": Form(emit=lambda args, node: _block_only(node), hint="d_elem", vectorises=False),
-    "loop": Form(emit=lambda args, node: _block_only(node), hint="sum", vectorises=False),
+    "element": Form(emit=emit_element, hint="elem", staged=False),   # x_i[j + 1]: named only when read twice
+    "scatter": Form(emit="", hint="d_elem", vectorises=False, block=True),
+    "loop": Form(emit="", hint="sum", vectorises=False, block=True),
     # MLP programs
     "matmul": Form(emit=_emit_matmul, hint="mm"),
     "sum": Form(emit=_emit_sum, hint="sum"),

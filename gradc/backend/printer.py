@@ -220,7 +220,7 @@ def _name_node(node: Node, names: dict[int, str], accumulates: set[int], counter
     if id(node) in output_names and id(node) in primal:
         names[id(node)] = output_names[id(node)]
     elif id(node) in primal and (stage_all or node in meta.stems or uses.get(id(node), 0) > 1):
-        if node.op != "element" or uses.get(id(node), 0) > 1:   # an element read once is printed where used
+        if FORMS[node.op].staged or uses.get(id(node), 0) > 1:
             names[id(node)] = namer.fresh(_stem(node, names, counters, meta))
     elif target is not None:
         prev = node.inputs[0] if node.op in ("add", "sub") else None
@@ -236,7 +236,7 @@ def _name_node(node: Node, names: dict[int, str], accumulates: set[int], counter
         primal = meta.tangent_of[node]
         stem = names.get(id(primal)) or meta.stems.get(primal) or FORMS[primal.op].hint
         names[id(node)] = namer.fresh(f"t_{stem.removesuffix('_i')}")
-    elif uses.get(id(node), 0) > 1 or (node.op == "loop" and not node.shape):   # a loop is a block
+    elif uses.get(id(node), 0) > 1 or (FORMS[node.op].block and not node.shape):   # a scalar loop: a block
         names[id(node)] = namer.fresh(_stem(node, names, counters, meta))
 
 
@@ -289,6 +289,8 @@ class Printer:
     def definition(self, node: Node) -> tuple[str, int]:
         """The right-hand side that computes `node` from its (named or inlined) inputs."""
         form = FORMS[node.op]
+        if form.block:
+            raise NotImplementedError(f"{node.op!r} is printed as a block of statements (backend/loops.py), not inline")
         args = []
         for pos, x in enumerate(node.inputs):
             text, prec = self.expr(x)

@@ -24,10 +24,9 @@ from gradc.errors import UnsupportedError
 def partials(node: Node, meta: Meta) -> tuple[Node | None, ...]:
     """∂node/∂input_k for each input (None: zero): the op's VJP rule applied to the cotangent 1."""
     record = OPS[node.op]
-    if record.vjp is None or record.vjp_meta:
-        what = "a Sum or Product loop" if node.op == "loop" else repr(node.op)
-        raise UnsupportedError(f"gradc cannot take derivatives beyond the gradient through {what} "
-                               f"(in {meta.labels.get(node) or node!r}) yet")
+    if record.vjp is None or record.vjp_meta:   # (a loop's tangent is jvp's own: _loop_tangent)
+        raise UnsupportedError(f"gradc cannot take derivatives beyond the gradient through {node.op!r} "
+                               f"(in {meta.labels.get(node) or node!r})")
     return record.vjp(node.graph.const(1.0), node, *node.inputs, **dict(node.attrs))
 
 
@@ -107,8 +106,9 @@ def hessians(program: Program) -> list[list[list[Node]]]:
     p, n = program, len(program.wrt)
     primal = _existing(p)
     out = []
-    for output in p.outputs:
-        grad = autodiff.backward([output], [p.graph.const(1.0)], p.wrt, primal, p.meta)
+    single = len(p.outputs) == 1 and p.seeds[0].is_const and p.seeds[0].value == 1.0
+    for output in p.outputs:   # one expression's gradient is the program's own
+        grad = list(p.grads) if single else autodiff.backward([output], [p.graph.const(1.0)], p.wrt, primal, p.meta)
         columns = [jvp(grad, _one_hot(p, b), p.meta) for b in range(n)]
         out.append([[columns[max(a, b)][min(a, b)] for b in range(n)] for a in range(n)])
     return out
