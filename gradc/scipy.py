@@ -18,10 +18,9 @@ Each adapter compiles once (`gradc.compile_expr`) and exposes the result as `.mo
 (or `data`), so one compiled adapter serves every parameter value.
 
 Speed. An optimiser or a stiff solver calls these thousands of times at one small point, so a call does
-little Python around the kernel: the point and the args are packed into one float64 array, checked by its
-length, and handed as plain Python floats to the generated module's own `forward` / `jacobian` / `hessian` /
-`hvp` / `value_and_grad`, whose one-point path skips NumPy's broadcasting and runs the kernel on the calling
-thread (a single point is one chunk of work: a parallel region would only wake the worker threads).
+little Python around the kernel: the point and the args are checked and passed as plain numbers straight to
+the serial twin of the generated module's kernel (no broadcasting, no parallel region: one point is one
+chunk of work), which writes into a fresh result array.
 """
 
 from __future__ import annotations
@@ -69,6 +68,9 @@ def _pack(adapter: str, what: str, names: Sequence[sympy.Symbol], params: Sequen
     if len(args) != len(params), ValueError if vector is not len(names) numbers (or an arg not a number)."""
     if len(args) != len(params):
         raise _args_error(adapter, params, len(args))
+    if (type(vector) is np.ndarray and vector.dtype is _FLOAT64 and vector.shape == (len(names),)
+            and _floats(args) and _floats(head)):
+        return [*head, *vector.tolist(), *args]   # as SciPy calls: nothing to convert
     try:
         values = np.concatenate((head, vector, args), dtype=np.float64)
     except (ValueError, TypeError):
@@ -76,6 +78,17 @@ def _pack(adapter: str, what: str, names: Sequence[sympy.Symbol], params: Sequen
     if values.shape[0] != len(head) + len(names) + len(params):
         raise _vector_error(adapter, what, names, vector, args)
     return values.tolist()
+
+
+_FLOAT64 = np.dtype(np.float64)
+
+
+def _floats(values: tuple) -> bool:
+    """Whether every value is a float (a Python float or NumPy float64); a loop: cheaper than all() here."""
+    for v in values:
+        if not isinstance(v, float):
+            return False
+    return True
 
 
 def _args_error(adapter: str, names: Sequence[sympy.Symbol], got: int) -> TypeError:
@@ -93,6 +106,63 @@ def _vector_error(adapter: str, what: str, names: Sequence[sympy.Symbol], value:
                       f"got shape {shape}")
 
 
+class _AtPoint:
+    """A module's kernels run at one point, the adapters' hot path: the inputs are numbers as _pack makes them,
+    each kernel is its serial twin (gradc/runtime/expr.py), each result a fresh array of the module's dtype."""
+
+    def __init__(self, module: ExprModule):
+        kernels = module.module
+        self.dtype = kernels.DTYPE
+        self.m, self.n = len(kernels.OUTPUTS), len(kernels.WRT_INDEX)
+        self._number = None if self.dtype == np.float64 else self.dtype.type   # a float is Numba's float64
+        twin = kernels._serial_twin
+        self._rows = twin(kernels._row_kernel)
+        self._value_and_grad = twin(kernels._value_and_grad_kernel)
+        self._jacobian = twin(kernels._jacobian_kernel)
+        self._hessian = twin(kernels._hessian_kernel)
+        self._hvp = twin(kernels._hvp_kernel) if self.m == 1 else None
+
+    def _cast(self, numbers: list[float]) -> list:
+        return numbers if self._number is None else list(map(self._number, numbers))
+
+    def value(self, numbers: list[float]) -> float:
+        """The one output."""
+        out = np.empty((1, 1), self.dtype)
+        self._rows(*self._cast(numbers), out)
+        return float(out[0, 0])
+
+    def values(self, numbers: list[float]) -> np.ndarray:
+        """The outputs, shape (m,)."""
+        out = np.empty((1, self.m), self.dtype)
+        self._rows(*self._cast(numbers), out)
+        return out.reshape(self.m)
+
+    def value_and_grad(self, numbers: list[float]) -> tuple[float, np.ndarray]:
+        """(the one output, its gradient w.r.t. WRT, shape (n,)): one pass."""
+        out = np.empty((1, 1), self.dtype)
+        grads = np.zeros((self.n, 1, 1))   # a number's gradient buffer: one chunk, float64
+        self._value_and_grad(*self._cast(numbers), out[0], *grads)
+        return float(out[0, 0]), grads.reshape(self.n).astype(self.dtype, copy=False)
+
+    def jacobian(self, numbers: list[float]) -> np.ndarray:
+        """∂output_i/∂wrt_j, shape (m, n)."""
+        out = np.empty((1, self.m * self.n), self.dtype)
+        self._jacobian(*self._cast(numbers), out)
+        return out.reshape(self.m, self.n)
+
+    def hessian(self, numbers: list[float]) -> np.ndarray:
+        """The one output's Hessian, shape (n, n)."""
+        out = np.empty((1, self.n * self.n), self.dtype)
+        self._hessian(*self._cast(numbers), out)
+        return out.reshape(self.n, self.n)
+
+    def hvp(self, numbers: list[float], v: list[float]) -> np.ndarray:
+        """The one output's Hessian times v, shape (n,)."""
+        out = np.empty((1, self.n), self.dtype)
+        self._hvp(*self._cast(numbers), *self._cast(v), out)
+        return out.reshape(self.n)
+
+
 # ---- minimize: objective ----
 
 class Objective:
@@ -106,22 +176,22 @@ class Objective:
         self.module = module
         self.x_symbols, self.params = x, params
         self.n = len(x)
-        self._kernels = module.module
+        self._at = _AtPoint(module)
 
     def _inputs(self, x: Any, args: tuple) -> list[float]:
         return _pack("objective", "x", self.x_symbols, self.params, (), x, args)
 
     def fun(self, x: Any, *args: float) -> float:
         """f(x; args) as a float."""
-        return float(self._kernels.forward(*self._inputs(x, args)))
+        return self._at.value(self._inputs(x, args))
 
     def jac(self, x: Any, *args: float) -> np.ndarray:
         """The gradient ∂f/∂x, shape (n,)."""
-        return self._kernels.jacobian(*self._inputs(x, args))
+        return self._at.jacobian(self._inputs(x, args)).reshape(self.n)
 
     def hess(self, x: Any, *args: float) -> np.ndarray:
         """The Hessian ∂²f/∂x∂x, shape (n, n), exactly symmetric."""
-        return self._kernels.hessian(*self._inputs(x, args))
+        return self._at.hessian(self._inputs(x, args))
 
     def hessp(self, x: Any, p: Any, *args: float) -> np.ndarray:
         """The Hessian at x times the vector p (shape (n,)), without forming the Hessian: shape (n,)."""
@@ -129,12 +199,11 @@ class Objective:
         p = np.asarray(p, dtype=np.float64)
         if p.shape != (self.n,):
             raise _vector_error("objective.hessp", "p", self.x_symbols, p)
-        return np.array(self._kernels.hvp(*inputs, p.tolist()))
+        return self._at.hvp(inputs, p.tolist())
 
     def value_and_grad(self, x: Any, *args: float) -> tuple[float, np.ndarray]:
         """(f, ∂f/∂x) from one pass: pass it as minimize's fun with jac=True."""
-        value, grads = self._kernels.value_and_grad(*self._inputs(x, args))
-        return float(value), np.array(grads)
+        return self._at.value_and_grad(self._inputs(x, args))
 
     def __repr__(self) -> str:
         return f"Objective(x=({_names(self.x_symbols)}), params=({_names(self.params)}))"
@@ -179,12 +248,13 @@ class ODESystem:
         self.t, self.y_symbols, self.params = t, y, params
         self.n = len(y)
         self._kernels = module.module
+        self._at = _AtPoint(module)
 
     def fun(self, t: float, y: Any, *args: float) -> np.ndarray:
         """dy/dt: shape (n,) for y of shape (n,), (n, k) for y of shape (n, k)."""
         if np.ndim(y) == 2:
             return self._fun_columns(t, np.asarray(y, dtype=np.float64), args)
-        return np.array(self._kernels.forward(*_pack("ode", "y", self.y_symbols, self.params, (t,), y, args)))
+        return self._at.values(_pack("ode", "y", self.y_symbols, self.params, (t,), y, args))
 
     def _fun_columns(self, t: float, y: np.ndarray, args: tuple) -> np.ndarray:
         """fun for the k columns of y (n, k) as one batch: t and the args shared (plain numbers), y's rows."""
@@ -196,7 +266,7 @@ class ODESystem:
 
     def jac(self, t: float, y: Any, *args: float) -> np.ndarray:
         """J[i, j] = ∂rhs_i/∂y_j at (t, y), shape (n, n)."""
-        return self._kernels.jacobian(*_pack("ode", "y", self.y_symbols, self.params, (t,), y, args))
+        return self._at.jacobian(_pack("ode", "y", self.y_symbols, self.params, (t,), y, args))
 
     def __repr__(self) -> str:
         return f"ODESystem(t={self.t.name}, y=({_names(self.y_symbols)}), params=({_names(self.params)}))"

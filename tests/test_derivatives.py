@@ -7,6 +7,9 @@ JVP checks of all of them; a single expression serves the HVP, wrt-subset, broad
 from __future__ import annotations
 
 import ast
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -172,3 +175,47 @@ def test_derivative_kernels_leave_the_gradient_kernels_as_they_were(expr):
     full = emit_expr_module(program, "hash", "regenerate", derivatives=derive(program))
     for name in ("_forward_kernel", "_value_and_grad_kernel"):
         assert _kernel_text(full, name) == _kernel_text(plain, name)
+
+
+def test_a_call_at_one_point_equals_the_batched_call_there(many, points):
+    """A call with plain numbers runs the kernels' serial twins (and the row kernel for forward): the same
+    values as the parallel kernels give for that point of a batch."""
+    k = 11
+    at = [float(p[k]) for p in points]
+    for one, batch in zip(many.forward(*at), many.forward(*points)):
+        assert np.shape(one) == () and one == pytest.approx(batch[k], rel=1e-14)
+    values, grads = many.value_and_grad(*at, cotangents=[1.0] * len(EXPRS))
+    batch_grads = many.grad(*[p[k:k + 1] for p in points], cotangents=[np.ones(1)] * len(EXPRS))
+    np.testing.assert_allclose(np.array(grads), np.ravel(batch_grads), rtol=1e-14)
+    np.testing.assert_allclose(many.jacobian(*at), many.jacobian(*points)[k], rtol=1e-14)
+    np.testing.assert_allclose(many.hessian(*at), many.hessian(*points)[k], rtol=1e-14)
+    _, along = many.jvp(*at, tangents=(1.0, 0.0, -1.0))
+    _, batch_along = many.jvp(*points, tangents=(1.0, 0.0, -1.0))
+    np.testing.assert_allclose(np.array(along), np.array(batch_along)[:, k], rtol=1e-14)
+
+
+def test_a_matrix_at_one_point_keeps_its_shape():
+    m = gradc.compile_expr(sp.Matrix([[x * y, sp.sin(x)], [y ** 2, x + y]]), [x, y])
+    np.testing.assert_allclose(m.forward(0.5, 2.0), [[1.0, np.sin(0.5)], [4.0, 2.5]], rtol=1e-15)
+    assert m.forward(0.5, 2.0).shape == (2, 2)
+
+
+_TWIN_RUN = """
+import sys, numpy as np, sympy as sp, gradc
+x, y = sp.symbols("x y")
+m = gradc.compile_expr(sp.sin(x) * y + x ** 3, [x, y])
+value = m.forward(0.5, 2.0)
+batch = m.forward(np.array([0.5, 1.0]), 2.0)
+twin = m.module._serial_twin(m.module._row_kernel)
+print(float(value), float(batch[0]), sum(twin.stats.cache_hits.values()), sum(twin.stats.cache_misses.values()))
+"""
+
+
+def test_the_serial_twins_are_cached_on_disk_apart_from_the_parallel_kernels(tmp_path):
+    env = {**os.environ, "GRADC_CACHE_DIR": str(tmp_path)}
+    runs = [subprocess.run([sys.executable, "-c", _TWIN_RUN], capture_output=True, text=True, env=env, check=True)
+            for _ in range(2)]
+    (v1, b1, hits1, misses1), (v2, b2, hits2, misses2) = (r.stdout.split() for r in runs)
+    assert float(v1) == float(v2) == pytest.approx(np.sin(0.5) * 2 + 0.125, rel=1e-15) and b1 == v1
+    assert (int(hits1), int(misses1)) == (0, 1)   # compiled in the first process ...
+    assert (int(hits2), int(misses2)) == (1, 0)   # ... loaded from disk in the second

@@ -28,6 +28,10 @@ def _forward_kernel(x, y, *outs):
             _put(outs[1], i, _at(x, i))
 
 
+def _row_kernel(x, y, row):
+    _forward_kernel(x, y, *row.T)
+
+
 def _value_and_grad_kernel(x, y, *rest):
     sequence = len(rest) == 6
     weights, (*outs, d_x, d_y) = (rest[:2], rest[2:]) if sequence else ((1.0,), rest)
@@ -43,7 +47,8 @@ def product(monkeypatch):
     """The runtime as a module computing f = x·y would have it."""
     for name, value in {"ARGS": ("x", "y"), "ARG_SHAPES": ((), ()), "WRT_INDEX": (0, 1), "OUTPUTS": ("f",),
                         "SEQUENCE": False, "DTYPE": np.dtype("float64"), "_forward_kernel": _forward_kernel,
-                        "_value_and_grad_kernel": _value_and_grad_kernel}.items():
+                        "_value_and_grad_kernel": _value_and_grad_kernel, "_row_kernel": _row_kernel,
+                        "_serial_twin": lambda kernel: kernel}.items():
         monkeypatch.setattr(runtime, name, value)
     return runtime
 

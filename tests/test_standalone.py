@@ -289,14 +289,16 @@ def _assert_model_first(source: str, runtimes: tuple[str, ...], kernels: set[str
 
 def test_written_expression_module_opens_with_its_kernels(module, multi):
     for m in (module, multi, gradc.compile_expr(sp.erf(x) + sp.atan2(x, y), debug=True)):
-        names = _assert_model_first(m.source, _EXPR_RUNTIMES, {"_forward_kernel", "_value_and_grad_kernel"},
+        names = _assert_model_first(m.source, _EXPR_RUNTIMES,
+                                    {"_forward_kernel", "_row_kernel", "_value_and_grad_kernel"},
                                     {"forward", "value_and_grad", "grad"},
                                     {"ARGS", "ARG_SHAPES", "WRT", "WRT_INDEX", "OUTPUTS", "SEQUENCE", "LAYOUT",
                                      "DTYPE"})
         assert names[:8] == ["ARGS", "ARG_SHAPES", "WRT", "WRT_INDEX", "OUTPUTS", "SEQUENCE", "LAYOUT", "DTYPE"]
-        assert names[8:] == ["_forward_kernel", "_value_and_grad_kernel", "_jacobian_kernel", "_hessian_kernel",
-                             "_jvp_kernel", *(["_hvp_kernel"] if m is not multi else []), "forward", "value_and_grad",
-                             "grad", "jacobian", "hessian", "jvp", *(["hvp"] if m is not multi else [])]
+        assert names[8:] == ["_forward_kernel", "_row_kernel", "_value_and_grad_kernel", "_jacobian_kernel",
+                             "_hessian_kernel", "_jvp_kernel", *(["_hvp_kernel"] if m is not multi else []),
+                             "forward", "value_and_grad", "grad", "jacobian", "hessian", "jvp",
+                             *(["hvp"] if m is not multi else [])]
         # the public functions are one line each around the runtime's helpers
         tree = ast.parse(m.source)
         for fn in (s for s in tree.body if isinstance(s, ast.FunctionDef) and s.name in ("forward", "grad")):

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 
 from gradc.backend.derivatives import derivative_kernels, derivative_wrappers
 from gradc.backend.names import RESERVED, Namer, defined_names
-from gradc.backend.points import point_kernel
+from gradc.backend.points import point_kernel, row_kernel
 from gradc.backend.printer import (
     Naming,
     Printer,
@@ -93,6 +93,15 @@ def _forward_kernel(p: Program, nm: _Names, debug: bool) -> list[str]:
     return point_kernel("_forward_kernel", [*nm.args, *nm.out_params], f"{nm.out_params[0]}.shape[0]", body, debug)
 
 
+def _row_kernel(p: Program, debug: bool) -> list[str]:
+    """The outputs again, as one row per point: a call at one point fills one array, not one per output."""
+    namer = Namer(_reserved())
+    args = [namer.fresh(x.name) for x in p.inputs]
+    stores = [f"{{out}}[{k}] = {{value}}" for k in range(len(p.outputs))]
+    return row_kernel("_row_kernel", p, namer, args, (), p.outputs, stores, debug,
+                      _checker(p.meta) if debug else None)
+
+
 def _value(node: Node, naming: Naming, vector: bool) -> str:
     """`node` as an expression over named values (a kernel's stored result)."""
     return Printer(Naming(naming.names, set(), naming.meta), vector).text(node)
@@ -168,7 +177,7 @@ def emit_expr_module(p: Program, source_hash: str, regenerate: str, debug: bool 
           if p.layout is not None else ["LAYOUT = None"]),
         f"DTYPE = np.dtype({p.dtype!r})",
     ])
-    parts = [_forward_kernel(p, nm, debug), _value_and_grad_kernel(p, nm, debug)]
+    parts = [_forward_kernel(p, nm, debug), _row_kernel(p, debug), _value_and_grad_kernel(p, nm, debug)]
     if derivatives is not None:
         parts += derivative_kernels(p, derivatives, _reserved(), debug, _checker(p.meta) if debug else None)
     parts.append(_wrappers(p, nm))

@@ -18,7 +18,7 @@ import unicodedata
 RESERVED = frozenset({"np", "nb", "math", "os", "i", "c", "n", "lo", "hi", "CHUNK", "DTYPE", "ARGS", "WRT",
                       "WRT_INDEX", "OUTPUTS", "forward", "grad", "value_and_grad", "loss", "loss_and_grad",
                       "sgd_step", "init_params", "params", "overload", "cotangents", "shape", "arrays", "args",
-                      "outs", "buffers", "grads", "_forward_kernel", "_value_and_grad_kernel"})
+                      "outs", "buffers", "grads", "_forward_kernel", "_row_kernel", "_value_and_grad_kernel"})
 _MAX_LEN = 40
 
 

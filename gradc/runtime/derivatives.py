@@ -5,7 +5,11 @@ helpers and constants it uses (imported here above the marker so that this file 
 ordinary code).
 """
 from gradc.runtime.expr import (  # noqa: I001 (above the marker: not copied)
-    ARG_SHAPES, ARGS, DTYPE, LAYOUT, OUTPUTS, SEQUENCE, WRT_INDEX, _KERNEL_LOCK, _OneChunkSerial, _prepare)
+    ARG_SHAPES, ARGS, DTYPE, LAYOUT, OUTPUTS, SEQUENCE, WRT_INDEX, _prepare, _run)
+
+
+def _row_kernel(*arrays):
+    raise NotImplementedError("the kernels are a written module's")
 
 
 def _jacobian_kernel(*arrays):
@@ -49,8 +53,7 @@ def _per_point(inputs, width, kernel, tangents=None):
         own += [ARG_SHAPES[k] for k in WRT_INDEX]
     shape, n, _, args = _prepare(values, names, DTYPE, own)
     out = np.empty((n, width), DTYPE)
-    with _KERNEL_LOCK, _OneChunkSerial(n):
-        kernel(*args, out)
+    _run(kernel, shape, n, *args, out)
     return tuple(shape), out
 
 

@@ -24,6 +24,11 @@ def _forward_kernel(*arrays):
     raise NotImplementedError("the kernels are a written module's")
 
 
+def _row_kernel(*arrays):
+    """A written module's kernel: the inputs, then one (points, outputs) array."""
+    raise NotImplementedError("the kernels are a written module's")
+
+
 def _value_and_grad_kernel(*arrays):
     """A written module's kernel: the inputs, a SEQUENCE's cotangents, the out arrays, the gradient buffers."""
     raise NotImplementedError("the kernels are a written module's")
@@ -33,6 +38,7 @@ def _value_and_grad_kernel(*arrays):
 import contextlib
 import importlib.util
 import threading
+import types
 
 import numba as nb
 import numpy as np
@@ -58,8 +64,7 @@ _KERNEL_LOCK = _kernel_lock()
 class _OneChunkSerial:
     """`with _OneChunkSerial(n):` runs a kernel call of at most one chunk of points on the calling thread
     alone (numba.set_num_threads(1), which is per thread, restored after): a parallel region with one chunk
-    of work has nothing to share, and waking the other threads costs more than a small call's arithmetic
-    (an optimiser calls at one point thousands of times)."""
+    of work has nothing to share, and waking the other threads costs more than a small call's arithmetic."""
 
     __slots__ = ("n", "previous")
 
@@ -74,6 +79,33 @@ class _OneChunkSerial:
     def __exit__(self, *exc):
         if self.previous:
             nb.set_num_threads(self.previous)
+
+
+_SERIAL_TWINS = {}
+
+
+def _serial_twin(kernel):
+    """`kernel` compiled without `parallel=True` (its `prange` is then a plain range), on first use, and
+    cached on disk like the kernel itself under its own name (`<name>_serial`: Numba's cache index is keyed
+    by the function's name, not by its compile flags, so the twin must not share the kernel's)."""
+    twin = _SERIAL_TWINS.get(kernel)
+    if twin is None:
+        f = kernel.py_func
+        copy = types.FunctionType(f.__code__, f.__globals__, f.__name__ + "_serial")
+        copy.__qualname__ = f.__qualname__ + "_serial"
+        twin = _SERIAL_TWINS[kernel] = nb.njit(error_model="numpy", cache=True)(copy)
+    return twin
+
+
+def _run(kernel, shape, n, *args):
+    """Call `kernel(*args)` over n points of the batch `shape`. A call at one point (shape ()), as an
+    optimiser or an ODE solver makes thousands of times, runs the kernel's serial twin: no parallel region
+    to enter, no thread count to set, no lock to take, a fraction of the parallel kernel's call cost."""
+    if not shape:
+        _serial_twin(kernel)(*args)
+        return
+    with _KERNEL_LOCK, _OneChunkSerial(n):
+        kernel(*args)
 
 
 def _load(x, i):
@@ -126,13 +158,18 @@ def _ready_as_is(values, dtype, own=()):
 
 
 _NUMBERS = (float, np.floating, np.integer)
+_A_NUMBER = np.zeros(())   # stands for an input that is one number where only its ndim (0) is read
 
 
 def _all_numbers(values, own):
     """Whether every input is one real number (an int only in int64's range, as NumPy reads it; bools excluded),
-    for inputs with no axes of their own."""
-    return not any(own) and all(isinstance(v, _NUMBERS) or (type(v) is int and -2**63 <= v < 2**63)
-                                for v in values)
+    for inputs with no axes of their own. Plain floats, the common case, are checked first."""
+    if any(own):
+        return False
+    for v in values:
+        if type(v) is not float and not isinstance(v, _NUMBERS) and not (type(v) is int and -2**63 <= v < 2**63):
+            return False
+    return True
 
 
 def _read_only(array, shape):
@@ -164,16 +201,17 @@ def _batch_shape(array, own, name):
 
 def _prepare(values, names, dtype, own):
     """Broadcast the inputs' batch axes like NumPy (`own`: each input's own axes, which follow them).
-    Returns (batch shape, n points, inputs as arrays, kernel arguments, one per input as _kernel_argument
-    makes it). Inputs that are ready as they are skip the broadcasting, whose Python is a visible share
-    of even a large call with many inputs."""
+    Returns (batch shape, n points, inputs as arrays (a 0-d stand-in for a number), kernel arguments, one
+    per input as _kernel_argument makes it). Inputs that are ready as they are skip the broadcasting, whose
+    Python is a visible share of even a large call with many inputs."""
     if len(values) != len(names):
         raise TypeError(f"expected {len(names)} inputs ({', '.join(names)}), got {len(values)}")
     if _ready_as_is(values, dtype, own):
         n = values[0].size
         return values[0].shape, n, list(values), [_read_only(v, n) for v in values]
     if _all_numbers(values, own):   # one point, as an optimiser calls: skip the broadcasting machinery
-        return (), 1, [np.asarray(v) for v in values], [dtype.type(v) for v in values]
+        number = float if dtype == np.float64 else dtype.type   # a Python float is a float64 to Numba
+        return (), 1, [_A_NUMBER] * len(values), list(map(number, values))
     arrays = [_as_input(v, name) for v, name in zip(values, names)]
     batches = [_batch_shape(a, o, name) for a, o, name in zip(arrays, own, names)]
     try:
@@ -245,9 +283,12 @@ def _values(inputs):
     """The body of a module's forward: the outputs at every point of the broadcast `inputs`, shaped like
     the broadcast (one array; a tuple of them for a SEQUENCE of expressions)."""
     shape, n, _, args = _prepare(inputs, ARGS, DTYPE, ARG_SHAPES)
+    if not shape:   # one point: its outputs as one row (one array to make and pass, however many outputs)
+        row = np.empty((1, len(OUTPUTS)), DTYPE)
+        _run(_row_kernel, shape, n, *args, row)
+        return _shaped(list(row.T), shape)
     outs = [np.empty(n, DTYPE) for _ in OUTPUTS]
-    with _KERNEL_LOCK, _OneChunkSerial(n):
-        _forward_kernel(*args, *outs)
+    _run(_forward_kernel, shape, n, *args, *outs)
     return _shaped(outs, shape)
 
 
@@ -259,8 +300,7 @@ def _values_and_grads(inputs, cotangents=None):
     outs = [np.empty(n, DTYPE) for _ in OUTPUTS]
     buffers = [_grad_buffer(arrays[k], n, DTYPE, ARG_SHAPES[k]) for k in WRT_INDEX]
     weights = _cotangents(cotangents, OUTPUTS, shape, n, DTYPE) if SEQUENCE else []
-    with _KERNEL_LOCK, _OneChunkSerial(n):
-        _value_and_grad_kernel(*args, *weights, *outs, *buffers)
+    _run(_value_and_grad_kernel, shape, n, *args, *weights, *outs, *buffers)
     grads = tuple(_grad_result(b, arrays[k], shape, DTYPE, ARG_SHAPES[k]) for b, k in zip(buffers, WRT_INDEX))
     return _shaped(outs, shape), grads
 
