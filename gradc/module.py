@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -12,6 +12,7 @@ import numpy as np
 
 from gradc import jit
 from gradc.errors import UnsupportedError
+from gradc.frontend.spec import parse_optimizer
 
 
 class CompiledModule:
@@ -149,5 +150,49 @@ class MLPModule(CompiledModule):
         """Update params in place by -lr·gradient; returns the loss before the step."""
         return self.module.sgd_step(params, X, Y, lr)
 
+    def init_state(self, params: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Optimiser state for params: the step count ("step") and zero moments ("m_<name>", "v_<name>")."""
+        return self.module.init_state(params)
+
+    def step(self, params: dict[str, np.ndarray], state: dict[str, np.ndarray], X: np.ndarray, Y: np.ndarray,
+             optimizer: Mapping[str, Any] | str | None = None) -> float:
+        """One optimiser step on params and state in place (one compiled call); the loss before the step.
+        `optimizer` (a mapping like the spec's field) overrides the spec's optimizer."""
+        return self.module.step(params, state, X, Y, _optimizer(optimizer))
+
+    def fit(self, params: dict[str, np.ndarray], X: np.ndarray, Y: np.ndarray, epochs: int = 10,
+            batch_size: int = 32, shuffle: bool = True, seed: int = 0,
+            validation: tuple[np.ndarray, np.ndarray] | None = None, progress: bool = True,
+            callback: Callable[[int, dict[str, list[float]]], Any] | None = None,
+            optimizer: Mapping[str, Any] | str | None = None,
+            state: dict[str, np.ndarray] | None = None) -> dict[str, list[float]]:
+        """Train params in place with the spec's optimizer (or `optimizer`), each epoch one compiled call
+        (shuffle, mini-batch steps, running loss); returns {"loss", "val_loss", "val_accuracy"} per epoch
+        (the validation entries with `validation`). See the generated module's fit."""
+        return self.module.fit(params, X, Y, epochs=epochs, batch_size=batch_size, shuffle=shuffle, seed=seed,
+                               validation=validation, progress=progress, callback=callback,
+                               optimizer=_optimizer(optimizer), state=state)
+
+    def predict(self, params: dict[str, np.ndarray], X: np.ndarray) -> np.ndarray:
+        """Class indices (softmax_cross_entropy, hinge), 0/1 per output (binary_cross_entropy) or outputs."""
+        return self.module.predict(params, X)
+
+    def predict_proba(self, params: dict[str, np.ndarray], X: np.ndarray) -> np.ndarray:
+        """Class probabilities (softmax_cross_entropy: rows sum to 1; binary_cross_entropy: per output)."""
+        return self.module.predict_proba(params, X)
+
+    def save_params(self, params: dict[str, np.ndarray], path: str | os.PathLike[str]) -> None:
+        """Write params to an .npz file stamped with the network's fingerprint."""
+        self.module.save_params(params, path)
+
+    def load_params(self, path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
+        """Read params written by save_params; ValueError if the file is another network's."""
+        return self.module.load_params(path)
+
     def __repr__(self) -> str:
         return f"MLPModule({self.spec.name!r}, params={self.param_names})"
+
+
+def _optimizer(optimizer: Mapping[str, Any] | str | None) -> dict[str, Any] | None:
+    """An optimiser override checked as the spec's field is (SpecError naming the field), as a mapping."""
+    return None if optimizer is None else parse_optimizer(optimizer).to_dict()

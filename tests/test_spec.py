@@ -227,7 +227,8 @@ def test_fingerprint_known_value() -> None:
     spec = load_spec(minimal())
     canonical = (
         '{"dtype":"float64","input":2,"l2":0.0,"layers":[{"activation":"identity","bias":true,'
-        '"init":"xavier","units":4}],"loss":"mse","name":"mlp"}'
+        '"init":"xavier","units":4}],"loss":"mse","name":"mlp","optimizer":{"lr":0.1,"momentum":0.0,'
+        '"name":"sgd","nesterov":false,"weight_decay":0.0}}'
     )
     assert spec.fingerprint() == hashlib.sha256(canonical.encode()).hexdigest()
 

@@ -204,8 +204,9 @@ def _unreferenced(source: str) -> set[str]:
     registered = {s.name for s in tree.body if isinstance(s, ast.FunctionDef)   # @overload(_load) def _load_impl
                   for d in s.decorator_list if isinstance(d, ast.Call) and getattr(d.func, "id", "") == "overload"}
     public = {"forward", "grad", "value_and_grad", "jacobian", "hessian", "jvp", "hvp", "loss", "loss_and_grad",
-              "sgd_step", "init_params",
-              "ARGS", "WRT", "OUTPUTS", "DTYPE", "PARAM_SHAPES", "PARAM_INITS", "INPUT", "OUTPUT", "LABELS_OK"}
+              "sgd_step", "init_params", "init_state", "step", "fit", "predict", "predict_proba", "save_params",
+              "load_params", "ARGS", "WRT", "OUTPUTS", "DTYPE", "PARAM_SHAPES", "PARAM_INITS", "INPUT", "OUTPUT",
+              "LABELS_OK"}
     return defined - used - registered - public
 
 
@@ -313,16 +314,19 @@ def test_written_mlp_module_opens_with_its_network(spec):
     if isinstance(spec, str):
         spec = Path(__file__).parent.parent / spec
     source = gradc.compile_mlp(spec).source
-    names = _assert_model_first(source, _MLP_RUNTIMES, {"_forward", "_loss", "_loss_and_grad"}, {"loss_and_grad"},
-                                {"PARAM_SHAPES", "PARAM_INITS", "INPUT", "OUTPUT", "LABELS_OK", "DTYPE"})
-    assert names[:7] == ["PARAM_SHAPES", "PARAM_INITS", "INPUT", "OUTPUT", "LABELS_OK", "DTYPE", "_PARALLEL"]
-    assert names[7:10] == ["_forward", "_loss", "_loss_and_grad"] and names[-1] == "loss_and_grad"
-    assert all(name.startswith("_act_") for name in names[10:-1])
+    constants = ["PARAM_SHAPES", "PARAM_INITS", "INPUT", "OUTPUT", "LABELS_OK", "DTYPE", "LOSS", "NETWORK",
+                 "OPTIMIZER"]
+    names = _assert_model_first(source, _MLP_RUNTIMES, {"_forward", "_loss", "_loss_and_grad", "_step", "_epoch"},
+                                {"loss_and_grad"}, set(constants))
+    assert names[:10] == [*constants, "_PARALLEL"]
+    assert names[10:15] == ["_forward", "_loss", "_loss_and_grad", "_step", "_epoch"] and names[-1] == "loss_and_grad"
+    assert all(name.startswith("_act_") for name in names[15:-1])
     lines = source.splitlines()
     assert next(k for k, line in enumerate(lines, 1) if line.startswith("def _forward(")) < 40
     # the runtime's public functions come after the marker, and the header says where
     _, _, below = _layout(source)
-    assert {"init_params", "forward", "loss", "sgd_step"} <= {name for _, name in below}
+    assert {"init_params", "forward", "loss", "sgd_step", "init_state", "step", "fit", "predict", "predict_proba",
+            "save_params", "load_params"} <= {name for _, name in below}
     assert "support code" in "\n".join(lines[:8])
 
 

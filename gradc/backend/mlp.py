@@ -4,6 +4,7 @@ per activation that returns the activation and its derivative together."""
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Sequence
 
 from gradc.backend.names import Namer, comment
@@ -99,7 +100,7 @@ def _fuse_activations(order: Sequence[Node], naming: Naming) -> tuple[dict[int, 
 
 
 #: the runtime files (gradc/runtime/) a written MLP module draws its support code from, in their order there
-RUNTIMES = ("vector_math", "special", "blas", "threads", "mlp", "losses", "heap")
+RUNTIMES = ("vector_math", "special", "blas", "threads", "mlp", "losses", "train", "heap")
 
 
 def _check(node: Node, name: str, meta: Meta, where: str = "") -> str:
@@ -225,6 +226,39 @@ def _function(name: str, doc: str, params: list[str], outputs: list[Node], backw
             *("    " + line for line in body), f"    return {', '.join(values)}"]
 
 
+def _training_kernels(p: _Network) -> str:
+    """`_step` (one optimiser step: the gradient, then each parameter's update) and `_epoch` (every
+    mini-batch step of an epoch, shuffled in compiled code), around `_loss_and_grad`; the update rules are
+    the runtime's (gradc/runtime/train.py)."""
+    names = list(p.params)
+    arrays = [*names, *(f"m_{k}" for k in names), *(f"v_{k}" for k in names)]
+    updates = [f"    _update_{'matrix' if len(p.params[k].shape) == 2 else 'vector'}({k}, d_{k}, m_{k}, v_{k}, rule, t)"
+               for k in names]
+    step_params = _wrapped("def _step(", ["X", "Y", *arrays, "rule", "t"], "):")
+    epoch_params = _wrapped("def _epoch(", ["X", "Y", *arrays, "rule", "t", "batch_size", "shuffle", "seed"], "):")
+    call = f" = _loss_and_grad(X, Y, {', '.join(names)})"
+    gradient = f"    value, {', '.join(f'd_{k}' for k in names)}{call}"
+    if len(gradient) > 110:
+        gradient = _wrapped("    (", ["value", *(f"d_{k}" for k in names)], ")" + call)
+    step_call = _wrapped("        total += rows.shape[0] * _step(", ["X[rows]", "Y[rows]", *arrays, "rule", "t"], ")")
+    return "\n".join([
+        _DECORATOR, step_params,
+        '    """One optimiser step at step t (1-based), in place: the loss before it."""',
+        gradient, *updates, "    return value", "", "",
+        _DECORATOR, epoch_params,
+        '    """One epoch in place: steps t + 1, t + 2, ... over mini-batches of batch_size rows (in an order',
+        '    shuffled from seed when shuffle); the mean of the steps\' losses, weighted by their rows."""',
+        "    if shuffle:", "        np.random.seed(seed)", "        order = np.random.permutation(X.shape[0])",
+        "    else:", "        order = np.arange(X.shape[0])",
+        "    total = 0.0",
+        "    for start in range(0, X.shape[0], batch_size):",
+        "        rows = order[start:start + batch_size]",
+        "        t += 1",
+        step_call,
+        "    return total / X.shape[0]",
+    ])
+
+
 def _constants(p: _Network) -> str:
     """The module's constants, which its public functions and the runtime's read."""
     labels_ok = p.spec.loss in ("softmax_cross_entropy", "hinge")
@@ -235,11 +269,15 @@ def _constants(p: _Network) -> str:
         f"INPUT, OUTPUT = {p.spec.input}, {p.spec.layers[-1].units}",
         f"LABELS_OK = {labels_ok}   # Y may be integer class labels of shape (N,)",
         f"DTYPE = np.dtype({p.spec.dtype!r})",
+        f"LOSS = {p.spec.loss!r}",
+        f"NETWORK = {p.spec.network_fingerprint()!r}   # stamped into parameter files (save_params)",
+        f"OPTIMIZER = {p.spec.optimizer.to_dict()!r}   # step and fit's default",
     ])
 
 
 #: public functions of every MLP module whose code is the runtime's (gradc/runtime/mlp.py)
-_RUNTIME_API = ("init_params", "forward", "loss", "sgd_step")
+_RUNTIME_API = ("init_params", "forward", "loss", "sgd_step", "init_state", "step", "fit", "predict", "predict_proba",
+                "save_params", "load_params")
 
 
 def _wrappers(p: _Network) -> str:
@@ -251,6 +289,9 @@ def _wrappers(p: _Network) -> str:
     unpack = unpack if len(unpack) <= 110 else _wrapped("    (", names, ") = out")
     # Numba returns the loss as a Python float already (a float32 one too): no float() on the hot path
     grads = _wrapped("    return value, {", [f"{k!r}: d_{k}" for k in p.params], "}")
+    same = textwrap.fill(f"{', '.join(_RUNTIME_API[:-1])} and {_RUNTIME_API[-1]} are the same for every network: "
+                         "they are in the support code below, and read the constants above.", width=110,
+                         initial_indent="# ", subsequent_indent="# ")
     return f'''def loss_and_grad(params, X, Y):
     """(loss, gradients keyed and shaped like params) of a batch."""
     out = _run(_loss_and_grad, params, (X, Y), PARAM_SHAPES, INPUT, OUTPUT, DTYPE, LABELS_OK)
@@ -258,8 +299,7 @@ def _wrappers(p: _Network) -> str:
 {grads}
 
 
-# {", ".join(_RUNTIME_API[:-1])} and {_RUNTIME_API[-1]} are the same for every network: they are in the
-# support code below, and read the constants above.
+{same}
 '''
 
 
@@ -298,6 +338,7 @@ def emit_mlp_module(program: Program, source_hash: str, regenerate: str, debug: 
         "\n".join(_function("_loss", "(X, Y) -> loss.", ["X", "Y", *names], [p.loss], [], p, debug)),
         "\n".join(_function("_loss_and_grad", "(X, Y) -> (loss, *gradients in PARAM_SHAPES order).",
                             ["X", "Y", *names], [p.loss], p.grads, p, debug)),
+        _training_kernels(p),
     ])
     helpers = "\n".join(line for act in p.activations for line in [*_activation_helpers(act, split), "", ""])
     helpers = used_runtime([helpers], kernels)[2]   # the activations' loops the kernels call

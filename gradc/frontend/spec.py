@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 
 from gradc.errors import SpecError
+from gradc.runtime.train import OPTIMIZER_DEFAULTS, optimizer_options
 
 try:
     import tomllib
@@ -53,7 +54,7 @@ _ALPHA: dict[str, tuple[float, Callable[[float], bool], str]] = {  # default, ra
     "leaky_relu": (0.01, lambda a: 0 <= a < 1, "0 <= alpha < 1"),
     "elu": (1.0, lambda a: a > 0, "alpha > 0"),
 }
-_TOP_KEYS = ("name", "input", "layers", "loss", "l2", "dtype", "init")
+_TOP_KEYS = ("name", "input", "layers", "loss", "l2", "dtype", "init", "optimizer")
 _LAYER_KEYS = ("units", "activation", "alpha", "bias", "init")
 
 
@@ -70,6 +71,26 @@ class LayerSpec:
 
 
 @dataclass(frozen=True)
+class OptimizerSpec:
+    """The training rule: ``sgd`` (momentum, nesterov, weight_decay), ``adam`` (L2 weight decay added to the
+    gradient) or ``adamw`` (decoupled weight decay), each step as PyTorch's torch.optim class of that name
+    takes it. Fields an optimiser does not use keep their defaults."""
+
+    name: str = "sgd"
+    lr: float = 0.1
+    beta1: float = 0.9
+    beta2: float = 0.999
+    eps: float = 1e-8
+    weight_decay: float = 0.0
+    momentum: float = 0.0
+    nesterov: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fields this optimiser uses, as the spec writes them."""
+        return {"name": self.name, **{key: getattr(self, key) for key in OPTIMIZER_DEFAULTS[self.name]}}
+
+
+@dataclass(frozen=True)
 class MLPSpec:
     """A validated MLP: ``input`` features, a non-empty tuple of layers, a loss, L2 weight and dtype."""
 
@@ -79,6 +100,7 @@ class MLPSpec:
     loss: str
     l2: float = 0.0
     dtype: str = "float64"
+    optimizer: OptimizerSpec = OptimizerSpec()
 
     def to_dict(self) -> dict[str, Any]:
         """A plain JSON/YAML/TOML-serialisable dict; ``load_spec(s.to_dict()) == s``."""
@@ -88,8 +110,17 @@ class MLPSpec:
             "loss": self.loss,
             "l2": self.l2,
             "dtype": self.dtype,
+            "optimizer": self.optimizer.to_dict(),
         }
         return {**fields, "layers": [_layer_to_dict(layer) for layer in self.layers]}
+
+    def network_fingerprint(self) -> str:
+        """SHA-256 hex digest of what gives the parameters their meaning: the input width and each layer's
+        units, activation and bias (not the loss, l2, dtype, init or optimiser, which train or read them)."""
+        network = {"input": self.input, "layers": [{k: v for k, v in _layer_to_dict(layer).items() if k != "init"}
+                                                   for layer in self.layers]}
+        canonical = json.dumps(network, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
     def param_shapes(self) -> dict[str, tuple[int, ...]]:
         """Ordered parameter shapes, the one place their names are made: ``W1 (input, units1)``, ``b1 (units1,)``
@@ -164,7 +195,20 @@ def _parse_spec(data: Mapping[str, Any]) -> MLPSpec:
         loss=_choice(data["loss"], "loss", "loss", LOSSES),
         l2=_real(data.get("l2", 0.0), "l2", lambda v: v >= 0, "a number >= 0"),
         dtype=_choice(data.get("dtype", "float64"), "dtype", "dtype", DTYPES),
+        optimizer=parse_optimizer(data.get("optimizer", {"name": "sgd"}), "optimizer"),
     )
+
+
+def parse_optimizer(raw: Any, path: str = "optimizer") -> OptimizerSpec:
+    """Validate an optimiser mapping (``{name: adam, lr: 0.001, ...}``, or just its name) into an
+    OptimizerSpec, the optimiser's defaults filling what it leaves out; SpecError names the field
+    (``optimizer.lr``). The checks are the generated modules' own (gradc/runtime/train.py)."""
+    if isinstance(raw, OptimizerSpec):
+        return raw
+    try:
+        return OptimizerSpec(**optimizer_options(raw, path))
+    except ValueError as exc:
+        raise SpecError(str(exc)) from None
 
 
 def _parse_layers(raw: Any, default_init: str | None) -> tuple[LayerSpec, ...]:
