@@ -18,7 +18,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks import expr_cases, mlp_cases, report  # noqa: E402
+from benchmarks import expr_cases, mlp_cases, report, training  # noqa: E402
 from gradc.frontend.spec import load_spec  # noqa: E402
 from gradc.tools import peers, reference, timing  # noqa: E402
 
@@ -137,6 +137,34 @@ def test_run_case_times_in_short_blocks(monkeypatch, kind, name, repeat, passes)
     result = run.run_case(kind, name, quick=False, repeat=repeat, contestants=None, compile_times=False)
     assert seen["passes"] == passes and seen["gap_s"] == 0.2
     assert result["timing"] == {"repeat": seen["repeat"], "passes": passes, "gap_s": 0.2}
+
+
+def test_training_harness_quick_in_process():
+    """The digits task of benchmarks/training.py for gradc and sklearn (neither needs the `bench` extra), at 2
+    epochs and one repeat: a row per contestant with a positive time and an accuracy in [0, 1]."""
+    started = time.perf_counter()
+    task = training.load_digits_task(epochs_scale=0.01)
+    assert task.epochs == 2
+    records = training.run_task(task, ["gradc", "sklearn"], repeat=1)
+    assert [r.name for r in records] == ["gradc", "sklearn"]
+    for r in records:
+        assert r.status == "ok", r.status
+        assert len(r.times) == 1 and r.median_s > 0 and r.warmup_s > 0
+        assert 0.0 <= r.accuracy <= 1.0
+    table = training.format_table(task, records)
+    rows = {line.split()[0]: line.split() for line in table.splitlines()[2:]}
+    assert set(rows) == {"gradc", "sklearn"} and rows["gradc"][3] == "1.00"
+    assert training.target_line(records).startswith("target: gradc <= 0.1x sklearn's time")
+    assert "torch not measured" in training.target_line(records)
+    assert time.perf_counter() - started < 20, "the smoke run must stay fast"
+
+
+def test_training_contestant_not_installed_is_skipped(monkeypatch):
+    monkeypatch.setitem(training.PACKAGES, "jax", "gradc_no_such_module")
+    task = training.load_digits_task(epochs_scale=0.01)
+    records = training.run_task(task, ["jax"], repeat=1)
+    assert records[0].status == "skipped (not installed)" and records[0].times == []
+    assert "jax        skipped (not installed)" in training.format_table(task, records)
 
 
 @pytest.mark.slow
