@@ -2,7 +2,7 @@
 scikit-learn's MLPClassifier, a plain PyTorch loop and a ``jax.jit`` step, side by side in one run.
 
     .venv-bench/bin/python benchmarks/training.py [--repeat 3] [--epochs-scale 1.0] [--only digits]
-                                                  [--contestants gradc,sklearn,torch,jax]
+                                                  [--contestants gradc,sklearn,torch,jax] [--threads N]
 
 Tasks (float64 everywhere, gradc's default; Adam lr 1e-3, betas 0.9/0.999, eps 1e-8, no weight decay;
 softmax cross-entropy, mean over the batch; mini-batches reshuffled every epoch, the last one smaller):
@@ -22,7 +22,10 @@ predictions (accuracy is scored after the clock).
 
 The repeats are interleaved (repeat loop outside, contestant loop inside, a pause of timing.GAP_S before
 each contestant so that the previous one's thread pools are idle), so that drifts of foreign load on a
-shared machine hit all alike; repeat r trains from seed r. Thread pools are left at their defaults.
+shared machine hit all alike; repeat r trains from seed r. Thread pools are left at their defaults (torch's,
+OpenBLAS's, XLA's: all cores) unless ``--threads N`` caps them all (through the environment, the script
+restarting itself). On a machine another process keeps busy, a BLAS spinning on every core can make small
+products many times slower: the load average is printed at the start and end of the run.
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from benchmarks.run import thread_env  # noqa: E402
 from gradc.tools.timing import GAP_S  # noqa: E402
 
 CONTESTANTS = ("gradc", "sklearn", "torch", "jax")
@@ -389,12 +393,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs-scale", type=float, default=1.0, help="multiplies every task's epochs")
     parser.add_argument("--only", choices=list(TASKS), help="run this task alone")
     parser.add_argument("--contestants", default=",".join(CONTESTANTS), help="comma-separated subset")
+    parser.add_argument("--threads", type=int, help="cap every thread pool (BLAS, OpenMP/torch, Numba, XLA); "
+                                                    "default: each library's own")
     args = parser.parse_args(argv)
+    if args.threads and os.environ.get("OMP_NUM_THREADS") != str(args.threads):   # pools size at import
+        os.execve(sys.executable, [sys.executable, *sys.argv], {**os.environ, **thread_env(args.threads)})
     contestants = [c.strip() for c in args.contestants.split(",") if c.strip()]
     unknown = sorted(set(contestants) - set(CONTESTANTS))
     if unknown or args.repeat < 1 or args.epochs_scale <= 0:
         parser.error(f"unknown contestants {unknown}" if unknown else "--repeat and --epochs-scale must be > 0")
-    print("load average (1, 5, 15 min): " + ", ".join(f"{x:.2f}" for x in os.getloadavg()), flush=True)
+    print("load average (1, 5, 15 min): " + ", ".join(f"{x:.2f}" for x in os.getloadavg())
+          + f"; {os.cpu_count()} cores; threads: {args.threads or 'library defaults'}", flush=True)
     for name in [args.only] if args.only else TASKS:
         task = TASKS[name](args.epochs_scale)
         records = run_task(task, contestants, args.repeat,

@@ -2,8 +2,9 @@
 
   1. compile the MLP spec examples/seed002_digits.yaml (Nielsen's sigmoid network, seed note 002) to a
      standalone Python module, examples/out/digits_mlp.py, that needs only numpy and numba;
-  2. import that file with ``gradc.load`` and train it on scikit-learn's handwritten digits with mini-batch
-     SGD (batch 10, η = 3.0), with a progress bar; print the test accuracy and save the curves as a PNG;
+  2. import that file with ``gradc.load`` and train it on scikit-learn's handwritten digits with the module's
+     ``fit`` (Adam, the spec's optimizer; batch 10; each epoch one compiled call), with a progress bar; print
+     the test accuracy and save the loss and accuracy curves as a PNG;
   3. check one training step against hand-written NumPy backprop (the book's equations BP1-BP4, in
      seed002_digits.py): the largest gradient difference, and the time per step of each;
   4. print the head of the generated code: its header and the ``_loss_and_grad`` function.
@@ -17,6 +18,7 @@ import argparse
 import copy
 import inspect
 import os
+import textwrap
 import time
 from pathlib import Path
 from types import ModuleType
@@ -53,10 +55,13 @@ def compile_and_write(out: Path) -> Path:
 def describe(module: ModuleType) -> None:
     """The public functions and parameter shapes of a written module."""
     print("  its public functions (the same as gradc.compile_mlp(...) returns):")
-    for name in ("init_params", "forward", "loss", "loss_and_grad", "sgd_step"):
+    for name in ("init_params", "forward", "loss", "loss_and_grad", "sgd_step", "init_state", "step", "fit",
+                 "predict", "save_params", "load_params"):
         fn = getattr(module, name)
-        doc = (inspect.getdoc(fn) or "").splitlines()[0] if inspect.getdoc(fn) else ""
-        print(f"    {name}{inspect.signature(fn)}".ljust(34) + doc)
+        first = (inspect.getdoc(fn) or "").split(". ")[0].split(";")[0].split(":")[0].rstrip(".")
+        doc = textwrap.shorten(first, 76, placeholder=" ...")
+        call = f"    {name}{inspect.signature(fn)}"
+        print(call.ljust(34) + doc if len(call) < 34 else f"{call}\n{'':34}{doc}")
     print(f"  parameters: {module.PARAM_SHAPES}")
 
 
@@ -65,9 +70,27 @@ def warm_up(module: ModuleType, params: dict[str, np.ndarray], data: digits.Digi
     start = time.perf_counter()
     X, Y = data.X_train[:digits.BATCH], digits.one_hot(data.y_train[:digits.BATCH])
     module.sgd_step(copy.deepcopy(params), X, Y, digits.ETA)
+    module.fit(copy.deepcopy(params), X, Y, epochs=1, batch_size=digits.BATCH, progress=False)
     module.forward(params, X)
     module.loss(params, X, Y)
     return time.perf_counter() - start
+
+
+def fit_with_curves(module: ModuleType, params: dict[str, np.ndarray], data: digits.Digits, epochs: int,
+                    progress: bool) -> dict[str, list[float]]:
+    """Train params in place with the module's fit (the spec's optimizer); the per-epoch history of
+    digits.train's form (train/test loss and accuracy), the accuracies measured by fit's callback."""
+    history: dict[str, list[float]] = {"train_acc": [], "test_acc": []}
+
+    def accuracies(epoch: int, fitted: dict[str, list[float]]) -> bool:
+        history["train_acc"].append(digits.accuracy(module, params, data.X_train, data.y_train))
+        history["test_acc"].append(digits.accuracy(module, params, data.X_test, data.y_test))
+        return False   # never stop early
+
+    fitted = module.fit(params, data.X_train, digits.one_hot(data.y_train), epochs=epochs, batch_size=digits.BATCH,
+                        seed=0, validation=(data.X_test, digits.one_hot(data.y_test)), progress=progress,
+                        callback=accuracies)
+    return {"train_loss": fitted["loss"], "test_loss": fitted["val_loss"], **history}
 
 
 def load_and_train(path: Path, epochs: int, out: Path, progress: bool) -> tuple[ModuleType, dict, dict]:
@@ -78,12 +101,16 @@ def load_and_train(path: Path, epochs: int, out: Path, progress: bool) -> tuple[
     params = module.init_params(seed=0)
     print(f"  first calls: {warm_up(module, params, data):.1f} s (Numba compiles the kernels once and caches "
           "them next to the file; later runs load them)")
+    optimizer = ", ".join(f"{k} {v}" for k, v in module.OPTIMIZER.items() if k != "name")
     print(f"training on scikit-learn's digits: {len(data.X_train)} training / {len(data.X_test)} test images "
-          f"of 8x8 pixels, {epochs} epochs of mini-batch SGD (batch {digits.BATCH}, η = {digits.ETA})")
+          f"of 8x8 pixels,\n  {epochs} epochs of {module.OPTIMIZER['name']} ({optimizer}), batch {digits.BATCH}, "
+          "with the module's fit:\n  each epoch (shuffle, steps, running loss) is one compiled call")
     start = time.perf_counter()
-    history = digits.train(module, params, data, epochs, seed=0, progress=progress)
+    history = fit_with_curves(module, params, data, epochs, progress)
     print(f"  trained in {time.perf_counter() - start:.1f} s; test accuracy {history['test_acc'][-1]:.2%}")
-    png = digits.plot_history(history, out / "digits_training.png")
+    png = digits.plot_history(history, out / "digits_training.png",
+                              title=f"64-30-10 sigmoid, mse, {module.OPTIMIZER['name']} lr "
+                                    f"{module.OPTIMIZER['lr']}, batch {digits.BATCH}")
     print(f"  loss and accuracy curves: {png}")
     return module, params, {"data": data, "history": history, "png": png}
 

@@ -90,7 +90,8 @@ def train(net: Any, params: dict[str, np.ndarray], data: Digits, epochs: int = E
     return history
 
 
-def plot_history(history: dict[str, list[float]], path: Path, title: str = "64-30-10 sigmoid, mse") -> Path:
+def plot_history(history: dict[str, list[float]], path: Path,
+                 title: str = f"64-30-10 sigmoid, mse, batch {BATCH}, η = {ETA}") -> Path:
     """Save the loss and accuracy curves side by side as a PNG (Agg backend: no display needed)."""
     import matplotlib
 
@@ -109,7 +110,7 @@ def plot_history(history: dict[str, list[float]], path: Path, title: str = "64-3
     for ax in (ax_loss, ax_acc):
         ax.grid(alpha=0.3)
         ax.legend()
-    fig.suptitle(f"digits: {title}, batch {BATCH}, η = {ETA}")
+    fig.suptitle(f"digits: {title}")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100)

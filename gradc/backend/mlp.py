@@ -240,7 +240,8 @@ def _training_kernels(p: _Network) -> str:
     gradient = f"    value, {', '.join(f'd_{k}' for k in names)}{call}"
     if len(gradient) > 110:
         gradient = _wrapped("    (", ["value", *(f"d_{k}" for k in names)], ")" + call)
-    step_call = _wrapped("        total += rows.shape[0] * _step(", ["X[rows]", "Y[rows]", *arrays, "rule", "t"], ")")
+    batch = ["_take_rows(X, rows)", "_take_rows(Y, rows)", *arrays, "rule", "t"]
+    step_call = _wrapped("        total += rows.shape[0] * _step(", batch, ")")
     return "\n".join([
         _DECORATOR, step_params,
         '    """One optimiser step at step t (1-based), in place: the loss before it."""',
@@ -248,8 +249,8 @@ def _training_kernels(p: _Network) -> str:
         _DECORATOR, epoch_params,
         '    """One epoch in place: steps t + 1, t + 2, ... over mini-batches of batch_size rows (in an order',
         '    shuffled from seed when shuffle); the mean of the steps\' losses, weighted by their rows."""',
-        "    if shuffle:", "        np.random.seed(seed)", "        order = np.random.permutation(X.shape[0])",
-        "    else:", "        order = np.arange(X.shape[0])",
+        "    order = np.arange(X.shape[0])",
+        "    if shuffle:", "        np.random.seed(seed)", "        np.random.shuffle(order)",
         "    total = 0.0",
         "    for start in range(0, X.shape[0], batch_size):",
         "        rows = order[start:start + batch_size]",

@@ -137,6 +137,17 @@ def _update_matrix(p, g, m, v, rule, t):
         _update_vector(p[r], g[r], m[r], v[r], rule, t)
 
 
+@nb.njit(**_JIT)
+def _take_rows(a, index):
+    """a[index] for a 2-D array and an index array (a copy, C-ordered): written out, because Numba's fancy
+    indexing takes seconds more to compile."""
+    out = np.empty((index.shape[0], a.shape[1]), a.dtype)
+    for r in range(index.shape[0]):
+        for k in range(a.shape[1]):
+            out[r, k] = a[index[r], k]
+    return out
+
+
 def _trainable(params):
     """The parameters as the kernels update them in place: the dict's own arrays, each of its shape, DTYPE,
     C order and writeable (ValueError naming the first that is not: a converted copy would be updated
