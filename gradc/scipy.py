@@ -128,8 +128,8 @@ class _AtPoint:
     def value(self, numbers: list[float]) -> float:
         """The one output."""
         out = np.empty((1, 1), self.dtype)
-        self._rows(*self._cast(numbers), out)
-        return float(out[0, 0])
+        self._rows(*(numbers if self._number is None else self._cast(numbers)), out)
+        return out.item()
 
     def values(self, numbers: list[float]) -> np.ndarray:
         """The outputs, shape (m,)."""
@@ -183,7 +183,7 @@ class Objective:
 
     def fun(self, x: Any, *args: float) -> float:
         """f(x; args) as a float."""
-        return self._at.value(self._inputs(x, args))
+        return self._at.value(_pack("objective", "x", self.x_symbols, self.params, (), x, args))
 
     def jac(self, x: Any, *args: float) -> np.ndarray:
         """The gradient ∂f/∂x, shape (n,)."""
