@@ -51,10 +51,10 @@ def write_atomic(path: str | os.PathLike, text: str) -> Path:
     return path
 
 
-def _cached_file(source: str) -> Path:
-    """The content-addressed file holding `source`, (re)written if missing or corrupted."""
+def _cached_file(source: str, stem: str = "gradc_") -> Path:
+    """The content-addressed file `<stem><digest>.py` holding `source`, (re)written if missing or corrupted."""
     digest = source_digest(source)
-    path = cache_dir() / f"gradc_{digest[:32]}.py"
+    path = cache_dir() / f"{stem}{digest[:32]}.py"
     try:
         intact = source_digest(path.read_text(encoding="utf-8")) == digest
     except (OSError, UnicodeDecodeError):
@@ -81,9 +81,12 @@ def import_file(path: str | os.PathLike, module_name: str | None = None) -> Modu
     return module
 
 
-def load_source(source: str) -> ModuleType:
-    """Import generated `source` through its content-addressed cache file (one import per process)."""
+def load_source(source: str, shared: tuple[str, str] | None = None) -> ModuleType:
+    """Import generated `source` through its content-addressed cache file (one import per process). `shared`:
+    (name, text) of a support module that `source` imports by that name, imported first the same way."""
     with _lock:
+        if shared is not None and shared[0] not in sys.modules:
+            import_file(_cached_file(shared[1], "gradc_support_"), shared[0])
         path = _cached_file(source)
         name = f"gradc_generated.{path.stem}"
         module = sys.modules.get(name)

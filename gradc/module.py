@@ -11,12 +11,19 @@ from typing import Any
 import numpy as np
 
 from gradc import jit
+from gradc.backend import expr as expr_backend
+from gradc.backend import mlp as mlp_backend
+from gradc.backend import support
 from gradc.errors import UnsupportedError
 from gradc.frontend.spec import parse_optimizer
 
 
 class CompiledModule:
-    """Shared behaviour: the generated `source`, `write(path)`, and the imported kernels."""
+    """Shared behaviour: the generated `source`, `write(path)`, and the imported kernels. In this process the
+    module imports the runtime definitions it shares with every module of its kind (its `runtimes`) from one
+    support module (gradc/backend/support.py); `write` gives the standalone text."""
+
+    runtimes: tuple[str, ...] = ()
 
     def __init__(self, source: str, op_counts: dict[str, int]):
         self.source = source
@@ -27,7 +34,9 @@ class CompiledModule:
     def module(self) -> ModuleType:
         """The generated module, imported (and its kernels compiled or loaded from cache) on first use."""
         if self._module is None:
-            self._module = jit.load_source(self.source)
+            linked = support.link(self.source, self.runtimes)
+            self._module = (jit.load_source(self.source) if linked is None
+                            else jit.load_source(linked[0], shared=linked[1:]))
         return self._module
 
     def write(self, path: str | os.PathLike) -> Path:
@@ -40,6 +49,8 @@ class CompiledModule:
 
 class ExprModule(CompiledModule):
     """A compiled SymPy expression (or sequence of them), evaluated at batches of points."""
+
+    runtimes = expr_backend.RUNTIMES
 
     def __init__(self, source: str, op_counts: dict[str, int], args: Sequence[str], wrt: Sequence[str],
                  n_outputs: int):
@@ -106,6 +117,8 @@ class ExprModule(CompiledModule):
 
 class MLPModule(CompiledModule):
     """A compiled MLP: batched forward, loss, gradients and an SGD step (see the generated module)."""
+
+    runtimes = mlp_backend.RUNTIMES
 
     def __init__(self, source: str, op_counts: dict[str, int], spec: Any):
         super().__init__(source, op_counts)

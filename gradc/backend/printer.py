@@ -49,7 +49,7 @@ def header(title: str, source_hash: str, regenerate: str, described: Sequence[st
     return "\n".join(lines) + "\n"
 
 
-_RUNTIME_MARKER = "# --- RUNTIME ---\n"
+RUNTIME_MARKER = "# --- RUNTIME ---\n"
 
 #: The line of a written module between its own code (constants, kernels, public functions) and the support
 #: code copied from gradc/runtime.
@@ -59,7 +59,7 @@ SUPPORT_MARKER = "# ---- support code: gradc's runtime, copied here so the modul
 def runtime_source(module: str) -> str:
     """The support code of gradc/runtime/<module>.py below its RUNTIME marker, to embed in generated modules."""
     text = (Path(__file__).parent.parent / "runtime" / f"{module}.py").read_text(encoding="utf-8")
-    return text.split(_RUNTIME_MARKER, 1)[1]
+    return text.split(RUNTIME_MARKER, 1)[1]
 
 
 def module_source(head: str, constants: str, code: str, runtimes: Sequence[str], roots: Sequence[str] = (),
