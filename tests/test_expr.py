@@ -138,7 +138,7 @@ def test_ready_inputs_take_the_short_way_to_the_same_kernel():
     broadcast = m.value_and_grad(a, np.asfortranarray(b))   # Fortran-ordered: the long way
     for got, want in zip([short[0], *short[1]], [broadcast[0], *broadcast[1]]):
         np.testing.assert_array_equal(got, want)
-    assert len(m.module._value_and_grad_kernel.signatures) == 1
+    assert len(m.module._serial_twin(m.module._value_and_grad_kernel).signatures) == 1   # 120 points: the twin
     assert a.flags.writeable and b.flags.writeable   # the read-only views are the module's own
 
 
@@ -542,7 +542,7 @@ _CACHED_RUN = textwrap.dedent("""
     import numpy as np, sympy as sp, gradc
     x, y = sp.symbols("x y", real=True)
     m = gradc.compile_expr(sp.tanh(x) * sp.exp(-y * y) + x * y / 7)
-    v, (dx, dy) = m.value_and_grad(np.linspace(-1, 1, 11), 0.25)
+    v, (dx, dy) = m.value_and_grad(np.linspace(-1, 1, 5000), 0.25)   # more than a chunk: the parallel kernel
     k = m.module._value_and_grad_kernel
     print(sum(k.stats.cache_hits.values()), sum(k.stats.cache_misses.values()), repr(float(v.sum() + dx.sum() + dy)))
 """)
@@ -602,8 +602,9 @@ def test_kernel_loads_and_stores_consecutive_points_as_vectors():
     """The loop over a chunk's points reads and writes whole vectors of consecutive points: no gathers
     or scatters (which a signed index's wraparound check caused: 5.6 vs 4.2 ms on rosenbrock8)."""
     m = gradc.compile_expr((1 - x) ** 2 + 100 * (y - x**2) ** 2, args=[x, y])
-    m.value_and_grad(np.linspace(-1, 1, 64), np.linspace(0, 1, 64))
-    kernel = m.module._value_and_grad_kernel
-    asm = "\n".join(kernel.inspect_asm().values())
-    assert "vgather" not in asm and "vscatter" not in asm
-    assert re.search(r"vmovup[ds]\s[^\n]*%[yz]mm", asm), "no packed loads or stores of 4 or 8 points"
+    for n in (64, 5000):   # a chunk runs on the serial twin, more on the parallel kernel: both vectorise
+        m.value_and_grad(np.linspace(-1, 1, n), np.linspace(0, 1, n))
+    for kernel in (m.module._value_and_grad_kernel, m.module._serial_twin(m.module._value_and_grad_kernel)):
+        asm = "\n".join(kernel.inspect_asm().values())
+        assert "vgather" not in asm and "vscatter" not in asm
+        assert re.search(r"vmovup[ds]\s[^\n]*%[yz]mm", asm), "no packed loads or stores of 4 or 8 points"

@@ -61,26 +61,6 @@ def _kernel_lock():
 _KERNEL_LOCK = _kernel_lock()
 
 
-class _OneChunkSerial:
-    """`with _OneChunkSerial(n):` runs a kernel call of at most one chunk of points on the calling thread
-    alone (numba.set_num_threads(1), which is per thread, restored after): a parallel region with one chunk
-    of work has nothing to share, and waking the other threads costs more than a small call's arithmetic."""
-
-    __slots__ = ("n", "previous")
-
-    def __init__(self, n):
-        self.n, self.previous = n, 0
-
-    def __enter__(self):
-        if self.n <= CHUNK:
-            self.previous = nb.get_num_threads()
-            nb.set_num_threads(1)
-
-    def __exit__(self, *exc):
-        if self.previous:
-            nb.set_num_threads(self.previous)
-
-
 _SERIAL_TWINS = {}
 
 
@@ -98,13 +78,14 @@ def _serial_twin(kernel):
 
 
 def _run(kernel, shape, n, *args):
-    """Call `kernel(*args)` over n points of the batch `shape`. A call at one point (shape ()), as an
-    optimiser or an ODE solver makes thousands of times, runs the kernel's serial twin: no parallel region
-    to enter, no thread count to set, no lock to take, a fraction of the parallel kernel's call cost."""
-    if not shape:
+    """Call `kernel(*args)` over n points of the batch `shape`. A call of at most one chunk of points (a call at
+    one point, as an optimiser or an ODE solver makes thousands of times, or any small batch) runs the kernel's
+    serial twin: one chunk is one thread's work, and the twin has no parallel region to enter, no lock to take,
+    and compiles faster. Larger calls run the parallel kernel on every thread."""
+    if n <= CHUNK:
         _serial_twin(kernel)(*args)
         return
-    with _KERNEL_LOCK, _OneChunkSerial(n):
+    with _KERNEL_LOCK:
         kernel(*args)
 
 

@@ -39,7 +39,7 @@ _LGAMMA_TWO_SERIES = (
 )
 
 
-@nb.njit(error_model="numpy")
+@nb.njit(error_model="numpy", cache=True)
 def _series(coefficients, t):
     """Σ_k coefficients[k-1] t^k (Horner)."""
     p = 0.0
@@ -48,7 +48,7 @@ def _series(coefficients, t):
     return p * t
 
 
-@nb.njit(error_model="numpy")
+@nb.njit(error_model="numpy", cache=True)
 def _digamma_positive(x):
     """ψ(x) for x > 0: the upward recurrence ψ(x) = ψ(x + 1) - 1/x to x >= 10, then the asymptotic series
     ψ(x) ~ ln x - 1/(2x) - Σ B_2k / (2k x^2k) (Abramowitz & Stegun 6.3.5 and 6.3.18; Cephes psi.c). Within
@@ -67,7 +67,7 @@ def _digamma_positive(x):
     return math.log(x) - 0.5 / x - tail - shift
 
 
-@nb.njit(error_model="numpy")
+@nb.njit(error_model="numpy", cache=True)
 def _digamma(x):
     """ψ(x) = Γ'(x)/Γ(x), as scipy.special.digamma: -inf at 0, nan at the negative integers; x < 0 by the
     reflection ψ(x) = ψ(1 - x) - π/tan(πx), with πx reduced to (-π/2, π/2] exactly first."""
@@ -83,7 +83,7 @@ def _digamma(x):
     return _digamma_positive(1.0 - x) - math.pi / math.tan(math.pi * r)
 
 
-@nb.njit(error_model="numpy")
+@nb.njit(error_model="numpy", cache=True)
 def _hurwitz_zeta(s, q):
     """ζ(s, q) = Σ_k (q + k)^-s for s > 1 and q not a negative integer or zero (q < 0 needs an integer s):
     the first terms summed up to q + N >= 10 + s, then Euler-Maclaurin summation of the rest,
@@ -108,7 +108,7 @@ def _hurwitz_zeta(s, q):
     return total
 
 
-@nb.njit(error_model="numpy")
+@nb.njit(error_model="numpy", cache=True)
 def _polygamma(n, x):
     """ψ^(n)(x), the n-th derivative of digamma, for an integer n >= 0 (scipy.special.polygamma):
     ψ^(n)(x) = (-1)^(n+1) n! ζ(n+1, x) for n >= 1 (Abramowitz & Stegun 6.4.10), ψ itself for n = 0."""
@@ -125,7 +125,7 @@ def _polygamma(n, x):
     return sign * factorial * _hurwitz_zeta(n + 1.0, x)
 
 
-@nb.njit(error_model="numpy")
+@nb.njit(error_model="numpy", cache=True)
 def _loggamma(x):
     """ln Γ(x) for x > 0 (ln |Γ(x)| elsewhere), as scipy.special.gammaln: math.lgamma, except within 1/4
     of its zeros 1 and 2, where the Taylor series of ln Γ(2 + t) (Abramowitz & Stegun 6.1.33; for x near 1,
@@ -146,7 +146,7 @@ _LAMBERTW_BRANCH_SERIES = (1.0, -1.0 / 3, 11.0 / 72, -43.0 / 540, 769.0 / 17280,
                            680863.0 / 43545600, -1963.0 / 204120, 226287557.0 / 37623398400)
 
 
-@nb.njit(error_model="numpy")
+@nb.njit(error_model="numpy", cache=True)
 def _lambertw(x):
     """W0(x), the principal branch of Lambert's W (w e^w = x, w >= -1) for real x >= -1/e, as
     scipy.special.lambertw(x).real; nan below -1/e. Corless, Gonnet, Hare, Jeffrey and Knuth, "On the
@@ -218,7 +218,7 @@ _GILES_TAIL = (
 )
 
 
-@nb.njit(error_model="numpy")
+@nb.njit(error_model="numpy", cache=True)
 def _horner(coefficients, w):
     """The polynomial with `coefficients` (highest degree first) at w."""
     p = coefficients[0]
@@ -227,7 +227,7 @@ def _horner(coefficients, w):
     return p
 
 
-@nb.njit(error_model="numpy")
+@nb.njit(error_model="numpy", cache=True)
 def _erfinv_guess(x, w):
     """Giles' approximation of erfinv(x) given w = -ln((1 - x)(1 + x)): M. Giles, "Approximating the erfinv
     function", GPU Computing Gems Jade Edition (2011), double-precision polynomials; for w >= 36 (beyond
@@ -246,7 +246,7 @@ def _erfinv_guess(x, w):
     return math.copysign(t, x)
 
 
-@nb.njit(error_model="numpy")
+@nb.njit(error_model="numpy", cache=True)
 def _inverse_erf_halley(t, target, tail):
     """Halley's iteration from `t` for erf(t) = target (tail false; |target| <= 1/2) or erfc(t) = target
     (tail true; 0 < target <= 1/2, t > 0): both residuals are computed without cancellation, so the
@@ -264,7 +264,7 @@ def _inverse_erf_halley(t, target, tail):
     return t
 
 
-@nb.njit(error_model="numpy")
+@nb.njit(error_model="numpy", cache=True)
 def _erfinv(x):
     """erfinv(x) for -1 <= x <= 1 (scipy.special.erfinv; ±inf at ±1, nan outside): Giles' approximation
     (_erfinv_guess) refined by Halley's iteration on math.erf for |x| <= 1/2, and on math.erfc(|t|) = 1 - |x|
@@ -284,7 +284,7 @@ def _erfinv(x):
     return math.copysign(t, x)
 
 
-@nb.njit(error_model="numpy")
+@nb.njit(error_model="numpy", cache=True)
 def _erfcinv(y):
     """erfcinv(y) for 0 <= y <= 2 (scipy.special.erfcinv; inf at 0, -inf at 2, nan outside): erfinv(1 - y) for
     1/2 <= y <= 3/2, where 1 - y is exact; else Halley's iteration on erfc(t) = y (y < 1/2) or on

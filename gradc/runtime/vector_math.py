@@ -32,7 +32,7 @@ def _float(typingctx, bits):
     return nb.types.float64(nb.types.int64), codegen
 
 
-@nb.njit(forceinline=True)
+@nb.njit(forceinline=True, cache=True)
 def _pow2(n):
     """2.0**n for an int64 n in [-1022, 1023], by writing the exponent field."""
     return _float((n + 1023) << 52)
@@ -43,7 +43,7 @@ def _pow2(n):
 _FMA = {"contract"}
 
 
-@nb.njit(error_model="numpy", forceinline=True, fastmath=_FMA)
+@nb.njit(error_model="numpy", forceinline=True, fastmath=_FMA, cache=True)
 def _expm1_small(r):
     """exp(r) - 1 for |r| <= ln2/2: Taylor to r**13 (truncation below 1e-17 relative)."""
     p = 1.0 / 6227020800.0
@@ -61,7 +61,7 @@ def _expm1_small(r):
     return r + r * (p * r)
 
 
-@nb.njit(error_model="numpy", forceinline=True, fastmath=_FMA)
+@nb.njit(error_model="numpy", forceinline=True, fastmath=_FMA, cache=True)
 def _exp(x):
     """exp(x): x = n·ln2 + r (ln2 in two parts, so n·ln2_hi is exact), exp(r) by polynomial, times
     2**n applied as two halves (so results that are subnormal or near overflow come out right)."""
@@ -75,7 +75,7 @@ def _exp(x):
     return y if x == x else x
 
 
-@nb.njit(error_model="numpy", forceinline=True, fastmath=_FMA)
+@nb.njit(error_model="numpy", forceinline=True, fastmath=_FMA, cache=True)
 def _tanh(x):
     """tanh(|x|) = q/(q + 2) with q = expm1(2|x|) = 2**n·expm1(r) + (2**n - 1), x's sign restored:
     one polynomial, no cancellation at small |x| (q is expm1 itself there); tanh is 1.0 in double
@@ -91,7 +91,7 @@ def _tanh(x):
     return t if x > 0.0 else -t if x < 0.0 else x
 
 
-@nb.njit(error_model="numpy", forceinline=True, fastmath=_FMA)
+@nb.njit(error_model="numpy", forceinline=True, fastmath=_FMA, cache=True)
 def _log1p(x):
     """log(1 + x) as fdlibm computes it: u = 1 + x rounded is 2**k·m with m in [√2/2, √2), and
     log(1 + x) = k·ln2 + log(m) + c, where c = (the rounding error of u)/u; log(m) = f - f²/2 +
