@@ -72,12 +72,17 @@ class Namer:
 
     def __init__(self, taken: set[str] | frozenset[str] = RESERVED):
         self.taken = set(taken)
+        self._tried: dict[str, int] = {}   # stem -> the last k of stem{k} found taken: the search resumes there
 
     def fresh(self, stem: str) -> str:
+        """`stem` if it is free, else the first free stem2, stem3, ... (constant time per name: names are only
+        ever added, so the candidates tried before are still taken)."""
         stem = sanitize(stem) if not stem.isidentifier() or not stem.isascii() else stem
-        name, k = stem, 1
+        k = self._tried.get(stem, 1)
+        name = stem if k == 1 else f"{stem}{k}"
         while name in self.taken or _unusable(name):
             k += 1
             name = f"{stem}{k}"
+        self._tried[stem] = k
         self.taken.add(name)
         return name

@@ -97,7 +97,8 @@ def used_runtime(runtimes: Sequence[str], users: str, roots: Sequence[str] = (),
             start = stmt.end_lineno
     imports = [stmt for _, stmt, _ in pieces if isinstance(stmt, (ast.Import, ast.ImportFrom))]
     definitions = [(k, stmt, text) for k, stmt, text in pieces if not isinstance(stmt, (ast.Import, ast.ImportFrom))]
-    wanted = _loaded_names(ast.parse(users)) | set(roots)
+    users_names = _loaded_names(ast.parse(users))   # parsed once: a large module's text takes a while
+    wanted = users_names | set(roots)
     kept: set[int] = set()
     while True:
         more = {j for j, (_, stmt, _) in enumerate(definitions) if j not in kept and _needed(stmt, wanted)}
@@ -108,7 +109,7 @@ def used_runtime(runtimes: Sequence[str], users: str, roots: Sequence[str] = (),
             wanted |= _loaded_names(definitions[j][1])
     first = "".join(text for j, (k, _, text) in enumerate(definitions) if j in kept and k < top).strip("\n")
     rest = "".join(text for j, (k, _, text) in enumerate(definitions) if j in kept and k >= top).strip("\n")
-    own = _loaded_names(ast.parse(users)) | _loaded_names(ast.parse(first))
+    own = users_names | _loaded_names(ast.parse(first))
     support = "\n\n\n".join(part for part in (_import_lines(imports, wanted - own), rest) if part)
     return _import_lines(imports, own), first + "\n" if first else "", support + "\n" if support else ""
 

@@ -26,15 +26,21 @@ from gradc.frontend.functions import COMPOSED, SYMPY_OPS
 from gradc.frontend.indexed import ARRAY_TYPES, Loops, array_shape, input_name
 
 _LABEL_CHARS = 60
-_LABEL_NODES = 300   # printing is recursive and costs the expression's size: larger ones print shallow
+_LABEL_NODES = 60    # printing costs the expression's size: larger ones print shallow, in bounded work
+_SHALLOW_DEPTH, _SHALLOW_BREADTH = 4, 4
 
 
 def _label(expr: sympy.Basic, chars: int = _LABEL_CHARS) -> str:
-    """`expr` as SymPy prints it, cut to `chars`; an expression of more than _LABEL_NODES nodes is printed
-    with its sub-expressions below depth 6 as … (a label shows its first characters only)."""
-    shown = expr if sum(1 for _ in zip(range(_LABEL_NODES + 1), _preorder(expr))) <= _LABEL_NODES else \
-        _shallow(expr, 6)
-    text = sympy.sstr(shown)
+    """`expr` as SymPy prints it, cut to `chars`. An expression of more than _LABEL_NODES nodes is printed with
+    what lies below depth 4, and the arguments after the 4th of each node, as … (a label shows its first
+    characters only): so every label costs bounded work, and codegen stays linear in the expression's size."""
+    if sum(1 for _ in zip(range(_LABEL_NODES + 1), _preorder(expr))) <= _LABEL_NODES:
+        text = sympy.sstr(expr)
+    elif isinstance(expr, (sympy.Add, sympy.Mul)) and len(expr.args) > _SHALLOW_BREADTH:   # `a + b + c + d + …`
+        head = expr.func(*expr.args[:_SHALLOW_BREADTH], evaluate=False)
+        text = sympy.sstr(_shallow(head, _SHALLOW_DEPTH)) + (" + …" if isinstance(expr, sympy.Add) else "*…")
+    else:
+        text = sympy.sstr(_shallow(expr, _SHALLOW_DEPTH))
     return text if len(text) <= chars else text[: chars - 1] + "…"
 
 
@@ -63,13 +69,17 @@ def _preorder(expr: sympy.Basic):
 
 
 def _shallow(expr: sympy.Basic, depth: int) -> sympy.Basic:
-    """`expr` with its sub-expressions `depth` levels down replaced by the symbol …, unevaluated."""
+    """`expr` with its sub-expressions `depth` levels down, and each node's arguments after the
+    _SHALLOW_BREADTH-th, replaced by the symbol …, unevaluated."""
     if not expr.args:
         return expr
     if depth == 0:
         return sympy.Symbol("…")
+    args = [_shallow(a, depth - 1) for a in expr.args[:_SHALLOW_BREADTH]]
+    if len(expr.args) > _SHALLOW_BREADTH:
+        args.append(sympy.Symbol("…"))
     try:
-        return expr.func(*(_shallow(a, depth - 1) for a in expr.args), evaluate=False)
+        return expr.func(*args, evaluate=False)
     except (TypeError, ValueError):
         return sympy.Symbol(f"{type(expr).__name__}(…)")
 
