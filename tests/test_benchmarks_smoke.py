@@ -179,3 +179,27 @@ def test_full_size_expr_run(tmp_path):
         assert case["n"] == expr_cases.N_FULL
         assert all(r["status"] == "ok" for r in case["contestants"])
         assert case["compile"]["cold"]["total_s"] > 0 and case["compile"]["warm"]["total_s"] > 0
+
+
+def test_compile_time_quick():
+    """benchmarks/compile_time.py on cs231n: gradc's codegen in this process, gradc cold (with its warm rerun)
+    and SymPy each in a fresh process; positive times, checksums that agree with gradc cold's, one table row
+    with "–" for the peers not run (SymEngine and JAX are not needed)."""
+    from benchmarks import compile_time
+
+    started = time.perf_counter()
+    row = compile_time.run_case("cs231n", columns=("gradc_codegen", "gradc_cold", "sympy"), timeout=120)
+    cells = row["cells"]
+    assert list(cells) == ["gradc_cold", "gradc_warm", "gradc_codegen", "sympy"]
+    for name, c in cells.items():
+        assert c["status"] == "ok" and c["total_s"] > 0, (name, c["status"])
+    cold = cells["gradc_cold"]
+    assert cold["codegen_s"] > 0 and cold["numba_s"] > 0
+    assert cold["total_s"] == pytest.approx(cold["codegen_s"] + cold["numba_s"])
+    assert cells["gradc_warm"]["agrees"] and cells["sympy"]["agrees"]
+    assert set(cells["gradc_codegen"]["op_counts"]) == {"forward", "backward"} and cells["gradc_codegen"]["lines"] > 0
+    header, line = compile_time.format_table([row]).splitlines()
+    assert header.split()[:5] == ["case", "gradc", "cold", "(codegen", "+"]
+    assert line.split()[0] == "cs231n" and line.split()[-3:-1] == ["–", f"{cells['sympy']['total_s']:.2f}"]
+    assert line.split()[-1] == "–"
+    assert time.perf_counter() - started < 30, "the smoke run must stay fast"
