@@ -559,14 +559,12 @@ def test_broadcast_rule_of_the_table():
 # -- each op's `vectorises` flag is what LLVM does with its printed form -----------------------------
 @functools.cache
 def _runtime_math_scope() -> dict:
-    """runtime_math's text run once: its functions, shared by the loops below (compiled once each)."""
+    """The runtime's vector math and special functions (imported as the ordinary modules they also are: their
+    functions are cached on disk, which needs a file), shared by the loops below (compiled once each)."""
     import numba as nb
 
-    from gradc.backend.printer import runtime_source
-    scope = {"nb": nb, "np": np, "math": math}
-    exec(runtime_source("vector_math"), scope)   # noqa: S102 - gradc's own runtime text
-    exec(runtime_source("special"), scope)   # noqa: S102 - gradc's own runtime text
-    return scope
+    from gradc.runtime import special, vector_math
+    return {**vars(vector_math), **vars(special), "nb": nb, "np": np, "math": math}
 
 
 def _loop_ir(record: Op) -> tuple[str, ir.Node]:
