@@ -5,11 +5,15 @@ MLP spec) to the first value + gradient at a small batch: 1,000 points for an ex
 The imports (numpy, sympy, numba, gradc, the peer; JAX's backend initialised, x64 on) and the expression,
 spec and inputs are ready before the clock starts.
 
-* gradc cold: GRADC_CACHE_DIR a new, empty folder (Numba caches the kernels next to the generated file in
-  it, so nothing is cached): ``compile_expr`` (codegen, also timed alone) + the first ``value_and_grad``
-  ("numba": writing and importing the generated file, Numba compiling the kernel, the call). MLPs:
-  ``compile_mlp`` + ``init_params(0)`` and the first ``loss_and_grad``. gradc's own runtime helpers keep
-  whatever Numba cache they have beside the installed package.
+* gradc cold (first use after install): GRADC_CACHE_DIR a new, empty folder (Numba caches the kernels
+  and gradc's shared support code next to the generated files in it, so nothing is cached):
+  ``compile_expr`` (codegen, also timed alone) + the first ``value_and_grad`` ("numba": writing and
+  importing the generated file, Numba compiling the kernel, the call). MLPs: ``compile_mlp`` +
+  ``init_params(0)`` and the first ``loss_and_grad``.
+* gradc new: a new model on a machine where gradc has run before: GRADC_CACHE_DIR a new folder in which
+  another model of the same kind ran first (cs231n's, or rosenbrock8's for cs231n; mlp784's, or mlp1024's
+  for mlp784), so gradc's shared support code (gradc/backend/support.py) is cached and the case's own
+  kernels are not.
 * gradc warm: a second fresh process with the cold run's folder: codegen again, the kernels from the cache.
 * gradc codegen: in this process, the input to source text only, the best of 3. ``compile_expr`` and
   ``compile_mlp`` only emit source: the generated module is imported (and Numba compiles) on ``.module``
@@ -48,6 +52,7 @@ import re
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -81,8 +86,8 @@ MLP_SPECS: dict[str, dict[str, Any]] = {
                 "loss": "softmax_cross_entropy"},
 }
 CASES = ("cs231n", "rosenbrock8", "pendulum8", "pendulum16", "mlp784", "mlp1024", "lagrangian9900")
-COLUMNS = ("gradc_cold", "gradc_warm", "gradc_codegen", "symengine", "sympy", "jax")
-HEADERS = {"gradc_cold": "gradc cold (codegen + numba)", "gradc_warm": "gradc warm",
+COLUMNS = ("gradc_cold", "gradc_new", "gradc_warm", "gradc_codegen", "symengine", "sympy", "jax")
+HEADERS = {"gradc_cold": "gradc cold (codegen + numba)", "gradc_new": "gradc new", "gradc_warm": "gradc warm",
            "gradc_codegen": "gradc codegen", "symengine": "symengine", "sympy": "sympy", "jax": "jax"}
 PEERS = ("symengine", "sympy", "jax")
 
@@ -90,7 +95,7 @@ PEERS = ("symengine", "sympy", "jax")
 def columns_for(case: str) -> tuple[str, ...]:
     """The columns measured for ``case``: all of them for an expression, gradc's and JAX's for an MLP."""
     if case in MLP_SPECS:
-        return ("gradc_cold", "gradc_warm", "gradc_codegen", "jax")
+        return ("gradc_cold", "gradc_new", "gradc_warm", "gradc_codegen", "jax")
     if case not in CASES:
         raise ValueError(f"unknown case {case!r}; expected one of {', '.join(CASES)}")
     return COLUMNS
@@ -333,6 +338,30 @@ def run_gradc(case: str, timeout: float) -> dict[str, dict[str, Any]]:
     return pair
 
 
+def primer(case: str) -> str:
+    """The model of the same kind run before ``case`` for "gradc new", to cache gradc's shared support code."""
+    if case in MLP_SPECS:
+        return "mlp1024" if case == "mlp784" else "mlp784"
+    return "rosenbrock8" if case == "cs231n" else "cs231n"
+
+
+def run_gradc_new(case: str, timeout: float) -> dict[str, Any]:
+    """gradc on ``case`` in a fresh process whose new GRADC_CACHE_DIR holds what ``primer(case)`` cached
+    (run first, in a fresh process of its own): a result as :func:`run_peer`'s."""
+    with tempfile.TemporaryDirectory(prefix="gradc-bench-cache-") as cache:
+        env = {**os.environ, "GRADC_CACHE_DIR": cache}
+        for model in (primer(case), case):
+            try:
+                proc = subprocess.run([sys.executable, "-c", _SNIPPET, str(ROOT), "gradc", model], env=env,
+                                      capture_output=True, text=True, timeout=timeout)
+            except subprocess.TimeoutExpired:
+                return {"error": "timeout"}
+            if proc.returncode != 0:
+                tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["(no output)"]
+                return {"error": _failure(tail[0])}
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
 def _repeated(run: Callable[[], Any], repeat: int, failed: Callable[[Any], bool]) -> list[Any]:
     """``run()`` up to ``repeat`` times; stops after the first failed result (a timeout is not retried)."""
     results = []
@@ -430,6 +459,9 @@ def run_case(case: str, columns: Sequence[str] | None = None, repeat: int = 1, t
         pairs = _repeated(lambda: run_gradc(case, timeout), repeat, lambda p: "error" in p["cold"])
         cells["gradc_cold"] = cell([p["cold"] for p in pairs])
         cells["gradc_warm"] = cell([p["warm"] for p in pairs])
+    if "gradc_new" in wanted:
+        say(f"{case}: gradc new (after {primer(case)})")
+        cells["gradc_new"] = cell(_repeated(lambda: run_gradc_new(case, timeout), repeat, lambda r: "error" in r))
     for peer in (p for p in PEERS if p in wanted):
         say(f"{case}: {peer}")
         limit = time_limit(case, peer, timeout)
@@ -455,7 +487,7 @@ def format_cell(column: str, c: dict[str, Any] | None) -> str:
     if c["status"] != "ok":
         return c["status"][:48]
     text = _s(c["total_s"])
-    if column == "gradc_cold" and "codegen_s" in c:
+    if column in ("gradc_cold", "gradc_new") and "codegen_s" in c:
         text += f" ({_s(c['codegen_s'])} + {_s(c['numba_s'])})"
     return text + (" !" if c.get("agrees") is False else "")
 
