@@ -21,8 +21,8 @@ _SPEC = {"input": 5, "layers": [{"units": 4, "activation": "tanh"}, {"units": 3}
 
 
 def test_two_networks_share_one_support_module():
-    a = gradc.compile_mlp(_SPEC)
-    b = gradc.compile_mlp({**_SPEC, "layers": [{"units": 6, "activation": "tanh"}, {"units": 3}]})
+    a = gradc.compile_mlp(_SPEC)   # its loops never split (_PARALLEL = False in its standalone text) ...
+    b = gradc.compile_mlp({**_SPEC, "layers": [{"units": 600, "activation": "tanh"}, {"units": 3}]})   # ... these may
     assert a.module._matmul is b.module._matmul and a.module._add_bias is b.module._add_bias
     assert a.module._loss_and_grad is not b.module._loss_and_grad
     for net in (a, b):   # and they compute what the standalone text does
@@ -34,7 +34,7 @@ def test_two_networks_share_one_support_module():
 
 def test_shared_text_reads_nothing_of_a_module():
     for runtimes in (expr_backend.RUNTIMES, mlp_backend.RUNTIMES):
-        text, names = shared_support(runtimes, "_PARALLEL = False\n")
+        text, names = shared_support(runtimes)
         compile(text, "shared", "exec")   # valid Python
         module_names = {"ARGS", "DTYPE", "OUTPUTS", "PARAM_SHAPES", "LOSS", "OPTIMIZER", "_forward_kernel",
                         "_loss_and_grad", "_step", "_epoch"}

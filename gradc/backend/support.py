@@ -13,13 +13,10 @@ from __future__ import annotations
 import ast
 import functools
 import hashlib
-import re
 from collections.abc import Sequence
 from pathlib import Path
 
 from gradc.backend.printer import RUNTIME_MARKER, SUPPORT_MARKER, runtime_source
-
-_SETTING = re.compile(r"^_PARALLEL = (True|False)\b", re.MULTILINE)
 
 
 def _defined(stmt: ast.stmt) -> set[str]:
@@ -56,11 +53,17 @@ def _per_module(runtime: str) -> set[str]:
     return names - {"_PARALLEL"}
 
 
+#: The loops that may split across threads are compiled able to, whatever a module's _PARALLEL says (which
+#: spares a small network's standalone file that compile time; shared, it is paid once): they split only
+#: arrays of runtime_threads' _SPLIT_MIN elements, summing each column in the same order either way.
+_SETTINGS = "_PARALLEL = True\n"
+
+
 @functools.cache
-def shared_support(runtimes: tuple[str, ...], settings: str) -> tuple[str, frozenset[str]]:
-    """(the text of the support module shared by every module drawing on `runtimes` with `settings`, the names
-    it defines): the runtimes' imports, the settings, and each statement that reads nothing of a particular
-    module, directly or through another statement, in the runtimes' order."""
+def shared_support(runtimes: tuple[str, ...]) -> tuple[str, frozenset[str]]:
+    """(the text of the support module shared by every module drawing on `runtimes`, the names it defines):
+    the runtimes' imports, the settings, and each statement that reads nothing of a particular module,
+    directly or through another statement, in the runtimes' order."""
     per_module = set().union(*(_per_module(r) for r in runtimes))
     statements = []   # (statement, its text)
     for runtime in runtimes:
@@ -83,7 +86,7 @@ def shared_support(runtimes: tuple[str, ...], settings: str) -> tuple[str, froze
     names = frozenset(n for stmt, _ in statements if not isinstance(stmt, (ast.Import, ast.ImportFrom))
                       for n in _defined(stmt) if n not in private)
     header = "# gradc's support code shared by the modules compiled in this process (see gradc/backend/support.py)\n"
-    return header + "".join(imports) + settings + "\n\n" + "\n\n".join(t.strip("\n") + "\n" for t in shared), names
+    return header + "".join(imports) + _SETTINGS + "\n\n" + "\n\n".join(t.strip("\n") + "\n" for t in shared), names
 
 
 def link(source: str, runtimes: Sequence[str]) -> tuple[str, str, str] | None:
@@ -92,9 +95,7 @@ def link(source: str, runtimes: Sequence[str]) -> tuple[str, str, str] | None:
     head, marker, support = source.partition(SUPPORT_MARKER)
     if not marker:
         return None
-    setting = _SETTING.search(head)   # a module without the line uses no loop that reads it: any value serves
-    settings = f"_PARALLEL = {setting.group(1) if setting else False}\n"
-    shared_text, shared_names = shared_support(tuple(runtimes), settings)
+    shared_text, shared_names = shared_support(tuple(runtimes))
     name = f"gradc_support_{hashlib.sha256(shared_text.encode('utf-8')).hexdigest()[:24]}"
     lines = support.splitlines(keepends=True)
     kept, imported = [], set()
