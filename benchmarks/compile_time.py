@@ -309,20 +309,26 @@ def _failure(text: str) -> str:
     return f"failed: {text}"[:200]
 
 
-def run_peer(peer: str, case: str, timeout: float) -> dict[str, Any]:
-    """One fresh process measuring ``peer`` on ``case``: its JSON result, or {"error": "timeout" |
-    "skipped (not installed)" | "failed: <last line of stderr>"}."""
-    if importlib.util.find_spec(peer) is None:
-        return {"error": "skipped (not installed)"}
+def _fresh(who: str, case: str, timeout: float, env: dict[str, str] | None = None) -> dict[str, Any]:
+    """One fresh process measuring ``who`` on ``case`` (in `env`, default this one's): its JSON result, or
+    {"error": "timeout" | "failed: <last line of stderr>"}."""
     try:
-        proc = subprocess.run([sys.executable, "-c", _SNIPPET, str(ROOT), peer, case], capture_output=True,
-                              text=True, timeout=timeout)
+        proc = subprocess.run([sys.executable, "-c", _SNIPPET, str(ROOT), who, case], capture_output=True,
+                              text=True, timeout=timeout, env=env)
     except subprocess.TimeoutExpired:
         return {"error": "timeout"}
     if proc.returncode != 0:
         tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["(no output)"]
         return {"error": _failure(tail[0])}
     return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def run_peer(peer: str, case: str, timeout: float) -> dict[str, Any]:
+    """One fresh process measuring ``peer`` on ``case``: its JSON result, or {"error": "timeout" |
+    "skipped (not installed)" | "failed: <last line of stderr>"}."""
+    if importlib.util.find_spec(peer) is None:
+        return {"error": "skipped (not installed)"}
+    return _fresh(peer, case, timeout)
 
 
 def run_gradc(case: str, timeout: float) -> dict[str, dict[str, Any]]:
@@ -350,16 +356,8 @@ def run_gradc_new(case: str, timeout: float) -> dict[str, Any]:
     (run first, in a fresh process of its own): a result as :func:`run_peer`'s."""
     with tempfile.TemporaryDirectory(prefix="gradc-bench-cache-") as cache:
         env = {**os.environ, "GRADC_CACHE_DIR": cache}
-        for model in (primer(case), case):
-            try:
-                proc = subprocess.run([sys.executable, "-c", _SNIPPET, str(ROOT), "gradc", model], env=env,
-                                      capture_output=True, text=True, timeout=timeout)
-            except subprocess.TimeoutExpired:
-                return {"error": "timeout"}
-            if proc.returncode != 0:
-                tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["(no output)"]
-                return {"error": _failure(tail[0])}
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+        primed = _fresh("gradc", primer(case), timeout, env)
+        return primed if "error" in primed else _fresh("gradc", case, timeout, env)
 
 
 def _repeated(run: Callable[[], Any], repeat: int, failed: Callable[[Any], bool]) -> list[Any]:

@@ -8,10 +8,6 @@ from gradc.runtime.expr import (  # noqa: I001 (above the marker: not copied)
     ARG_SHAPES, ARGS, DTYPE, LAYOUT, OUTPUTS, SEQUENCE, WRT_INDEX, _prepare, _run)
 
 
-def _row_kernel(*arrays):
-    raise NotImplementedError("the kernels are a written module's")
-
-
 def _jacobian_kernel(*arrays):
     raise NotImplementedError("the kernels are a written module's")
 
