@@ -132,13 +132,19 @@ def _heaviside(v: float, h0: float = 0.5) -> float:
 
 def evaluate(expr: sp.Expr, points: list[np.ndarray]) -> np.ndarray:
     """`expr` at the points by sympy.lambdify: vectorised, or point by point with Python's math where
-    NumPy's printer fails (np.select refuses some printed Piecewise conditions)."""
+    NumPy's printer fails (np.select refuses some printed Piecewise conditions), or with mpmath where a
+    real expression has complex intermediates as SymPy writes it (tan(I*y) for I*tanh(y)), its real part."""
     with np.errstate(all="ignore"):
         try:
             return sp.lambdify(SYMBOLS, expr, ["scipy", "numpy"])(*points)
         except (TypeError, ValueError):
-            f = sp.lambdify(SYMBOLS, expr, [{"Heaviside": _heaviside}, "math"])
+            pass
+        f = sp.lambdify(SYMBOLS, expr, [{"Heaviside": _heaviside}, "math"])
+        try:
             return np.array([f(*map(float, point)) for point in zip(*points)])
+        except TypeError:   # math refuses a complex intermediate
+            f = sp.lambdify(SYMBOLS, expr, [{"Heaviside": _heaviside}, "mpmath"])
+            return np.array([complex(f(*map(float, point))).real for point in zip(*points)])
 
 
 def _points(seed: int, n: int) -> list[np.ndarray]:
