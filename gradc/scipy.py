@@ -128,7 +128,7 @@ class _AtPoint:
     def value(self, numbers: list[float]) -> float:
         """The one output."""
         out = np.empty((1, 1), self.dtype)
-        self._rows(*(numbers if self._number is None else self._cast(numbers)), out)
+        self._rows(*self._cast(numbers), out)
         return out.item()
 
     def values(self, numbers: list[float]) -> np.ndarray:

@@ -11,7 +11,7 @@ import math
 import numbers
 import os
 from collections.abc import Callable, Collection, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -100,7 +100,7 @@ class MLPSpec:
     loss: str
     l2: float = 0.0
     dtype: str = "float64"
-    optimizer: OptimizerSpec = OptimizerSpec()
+    optimizer: OptimizerSpec = field(default_factory=lambda: OptimizerSpec(**optimizer_options("sgd")))
 
     def to_dict(self) -> dict[str, Any]:
         """A plain JSON/YAML/TOML-serialisable dict; ``load_spec(s.to_dict()) == s``."""

@@ -49,7 +49,7 @@ def _per_point(inputs, width, kernel, tangents=None):
         own += [ARG_SHAPES[k] for k in WRT_INDEX]
     shape, n, _, args = _prepare(values, names, DTYPE, own)
     out = np.empty((n, width), DTYPE)
-    _run(kernel, shape, n, *args, out)
+    _run(kernel, n, *args, out)
     return tuple(shape), out
 
 

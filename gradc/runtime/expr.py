@@ -77,8 +77,8 @@ def _serial_twin(kernel):
     return twin
 
 
-def _run(kernel, shape, n, *args):
-    """Call `kernel(*args)` over n points of the batch `shape`. A call of at most one chunk of points (a call at
+def _run(kernel, n, *args):
+    """Call `kernel(*args)` over n points. A call of at most one chunk of points (a call at
     one point, as an optimiser or an ODE solver makes thousands of times, or any small batch) runs the kernel's
     serial twin: one chunk is one thread's work, and the twin has no parallel region to enter, no lock to take,
     and compiles faster. Larger calls run the parallel kernel on every thread."""
@@ -266,10 +266,10 @@ def _values(inputs):
     shape, n, _, args = _prepare(inputs, ARGS, DTYPE, ARG_SHAPES)
     if not shape:   # one point: its outputs as one row (one array to make and pass, however many outputs)
         row = np.empty((1, len(OUTPUTS)), DTYPE)
-        _run(_row_kernel, shape, n, *args, row)
+        _run(_row_kernel, n, *args, row)
         return _shaped(list(row.T), shape)
     outs = [np.empty(n, DTYPE) for _ in OUTPUTS]
-    _run(_forward_kernel, shape, n, *args, *outs)
+    _run(_forward_kernel, n, *args, *outs)
     return _shaped(outs, shape)
 
 
@@ -281,7 +281,7 @@ def _values_and_grads(inputs, cotangents=None):
     outs = [np.empty(n, DTYPE) for _ in OUTPUTS]
     buffers = [_grad_buffer(arrays[k], n, DTYPE, ARG_SHAPES[k]) for k in WRT_INDEX]
     weights = _cotangents(cotangents, OUTPUTS, shape, n, DTYPE) if SEQUENCE else []
-    _run(_value_and_grad_kernel, shape, n, *args, *weights, *outs, *buffers)
+    _run(_value_and_grad_kernel, n, *args, *weights, *outs, *buffers)
     grads = tuple(_grad_result(b, arrays[k], shape, DTYPE, ARG_SHAPES[k]) for b, k in zip(buffers, WRT_INDEX))
     return _shaped(outs, shape), grads
 
