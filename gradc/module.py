@@ -53,11 +53,13 @@ class ExprModule(CompiledModule):
     runtimes = expr_backend.RUNTIMES
 
     def __init__(self, source: str, op_counts: dict[str, int], args: Sequence[str], wrt: Sequence[str],
-                 n_outputs: int):
+                 n_outputs: int, program: Any = None, exprs: Sequence[Any] = ()):
         super().__init__(source, op_counts)
         self.args = tuple(args)
         self.wrt = tuple(wrt)
         self.n_outputs = n_outputs
+        self.program = program      # the differentiated Program it was emitted from (explain, cost)
+        self.exprs = tuple(exprs)   # the SymPy expressions compiled
 
     def _check_count(self, inputs: tuple) -> None:
         if len(inputs) != len(self.args):
@@ -110,6 +112,28 @@ class ExprModule(CompiledModule):
         """The Hessian of a single expression times `v` (one array per wrt input) at every point."""
         self._check_count(inputs)
         return self._derivative("hvp")(*inputs, v)
+
+    def explain(self, at: Mapping[Any, float] | None = None):
+        """The circuit at the point `at` ({symbol or name: number}): gate values, local derivatives and
+        adjoints in the generated code's names (gradc/tools/explain.py); without `at`, its structure."""
+        from gradc.tools.explain import explain_program
+
+        return explain_program(self._program(), at)
+
+    def cost(self, measure: bool = False):
+        """Op counts (forward, backward, sympy.diff + cse), temporaries and bytes per point; with `measure`,
+        the measured time per point next to this machine's memory-bandwidth bound (gradc/tools/cost.py)."""
+        from gradc.tools.cost import expr_cost
+
+        return expr_cost(self, measure=measure)
+
+    def _program(self) -> Any:
+        if self.program is None:
+            raise UnsupportedError("this module does not keep its program: compile it with gradc.compile_expr")
+        return self.program
+
+    def _repr_svg_(self) -> str | None:
+        return _display(lambda: self.explain().svg(), self.program is not None and len(self.source) < 400_000)
 
     def __repr__(self) -> str:
         return f"ExprModule(args={self.args}, wrt={self.wrt}, outputs={self.n_outputs})"
@@ -202,8 +226,36 @@ class MLPModule(CompiledModule):
         """Read params written by save_params; ValueError if the file is another network's."""
         return self.module.load_params(path)
 
+    def explain(self, X: np.ndarray | None = None, Y: np.ndarray | None = None,
+                params: Mapping[str, np.ndarray] | None = None):
+        """The layer graph with shapes, in the generated code's names; with a batch X, Y (and params, by
+        default init_params(0)) the mean and std of each layer's values and gradients (gradc/tools/netview.py)."""
+        from gradc.tools.netview import explain_net
+
+        return explain_net(self.spec, X, Y, params)
+
+    def cost(self, batch: int = 64, measure: bool = False):
+        """FLOPs and bytes of one training step at `batch` rows, and op counts; with `measure`, the measured
+        step time next to this machine's GEMM-peak and memory-bandwidth bounds (gradc/tools/cost.py)."""
+        from gradc.tools.cost import mlp_cost
+
+        return mlp_cost(self, batch=batch, measure=measure)
+
+    def _repr_svg_(self) -> str | None:
+        return _display(lambda: self.explain().svg())
+
     def __repr__(self) -> str:
         return f"MLPModule({self.spec.name!r}, params={self.param_names})"
+
+
+def _display(draw: Callable[[], str], allowed: bool = True) -> str | None:
+    """A notebook's picture of a module, or None (no picture) where drawing is refused or fails."""
+    if not allowed:
+        return None
+    try:
+        return draw()
+    except Exception:   # a display hook must never raise: the notebook falls back to repr
+        return None
 
 
 def _optimizer(optimizer: Mapping[str, Any] | str | None) -> dict[str, Any] | None:

@@ -133,7 +133,8 @@ def _compile_expr(expr: Any, args: Sequence[sympy.Symbol] | None, wrt: Sequence[
                     f"args={arg_names}, wrt={wrt_names}, name={name!r}, "
                     f"dtype={program.dtype!r}{', debug=True' if debug else ''}).write(path)"),
         debug=debug, derivatives=derive(program))
-    return ExprModule(source, program.op_counts(), arg_names, wrt_names, len(program.outputs))
+    return ExprModule(source, program.op_counts(), arg_names, wrt_names, len(program.outputs), program=program,
+                      exprs=exprs)
 
 
 def expr_program(expr: Any, args: Sequence[sympy.Symbol] | None = None, wrt: Sequence[sympy.Symbol] | None = None,

@@ -171,12 +171,13 @@ def _order(rows: list[list[str]], left: dict, right: dict, sweeps: int = 8) -> N
             pos = {k: i for i, k in enumerate(ref)}
             nbrs = left if forward else right
             own = {k: i for i, k in enumerate(rows[c])}
+            rows[c].sort(key=lambda k, pos=pos, nbrs=nbrs, own=own: (_centre(k, pos, nbrs, own), own[k]))
 
-            def centre(key: str) -> float:
-                ps = [pos[n] for n in nbrs.get(key, []) if n in pos]
-                return sum(ps) / len(ps) if ps else own[key]
 
-            rows[c].sort(key=lambda k: (centre(k), own[k]))
+def _centre(key: str, pos: dict[str, int], nbrs: dict[str, list[str]], own: dict[str, int]) -> float:
+    """The mean position of `key`'s neighbours in the reference column (its own position if it has none)."""
+    ps = [pos[n] for n in nbrs.get(key, []) if n in pos]
+    return sum(ps) / len(ps) if ps else own[key]
 
 
 def _rows_y(rows: list[list[str]], left: dict, right: dict, rounds: int = 24) -> dict[str, float]:
@@ -308,7 +309,7 @@ def svg(d: Diagram) -> str:
            "<style>text{paint-order:stroke;stroke:#ffffff;stroke-width:3px;stroke-linejoin:round}</style>",
            '<defs><marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" '
            f'orient="auto"><path d="M0,0 L10,5 L0,10 z" fill="{MUTED}"/></marker></defs>',
-           f'<rect width="100%" height="100%" fill="#ffffff"/>']
+           '<rect width="100%" height="100%" fill="#ffffff"/>']
     if d.title:
         out.append(_text(16, 22, d.title, anchor="start", size=13, weight="bold"))
     for w in d.wires:

@@ -45,13 +45,13 @@ class Part:
     with respect to this value (`local`, the formula `local_text`)."""
 
     gate: str
-    upstream: float
-    local: float
+    upstream: float | None
+    local: float | None
     local_text: str
 
     @property
-    def value(self) -> float:
-        return self.upstream * self.local
+    def value(self) -> float | None:
+        return None if self.upstream is None or self.local is None else self.upstream * self.local
 
 
 @dataclass(frozen=True)
@@ -60,8 +60,8 @@ class Row:
 
     name: its name in the generated code (an argument's name for an input); op: the IR op ("input" for
     an input); expr: the SymPy sub-expression it computes; code: its statement's right-hand side;
-    operands: the names (or constants) it reads; value: its forward value; local: ∂gate/∂operand per
-    operand (None where the operand is a constant or carries no gradient); adjoint_name / adjoint: d_name
+    operands: the names (or constants) it reads; value: its forward value; local: ∂gate/∂operand for
+    each operand that carries a gradient (not the constants); adjoint_name / adjoint: d_name
     and ∂f/∂(this value) (None where f does not depend on it through a wrt input); parts: the
     contributions summed into the adjoint, one per reading gate and operand (more than one: fan-out)."""
 
@@ -70,12 +70,13 @@ class Row:
     expr: str
     code: str
     operands: tuple[str, ...]
-    value: float
+    value: float | None
     local: tuple[float | None, ...]
     adjoint_name: str
     adjoint: float | None
     parts: tuple[Part, ...]
     output: bool = False
+    live: bool = False     # it carries an adjoint (f depends on it through a wrt input)
 
     @property
     def fanout(self) -> bool:
@@ -166,7 +167,7 @@ def point(program: Program, at: Mapping[Any, float]) -> dict[str, np.ndarray]:
     return out
 
 
-def _locals(node: Node, program: Program, inputs: Mapping[str, np.ndarray]) -> list[Node | None]:
+def _locals(node: Node, program: Program) -> list[Node | None]:
     """∂node/∂(each input) as IR: the op's VJP rule with an upstream adjoint of 1."""
     record = OPS[node.op]
     if record.vjp is None:
@@ -181,7 +182,7 @@ def explain_program(program: Program, at: Mapping[Any, float]) -> Explanation:
     from gradc.backend.names import comment
     from gradc.backend.printer import Naming, Printer
 
-    inputs = point(program, at)
+    inputs = None if at is None else point(program, at)
     plan = _Names(program)
     order = ir.topological_order(program.outputs)
     gates = [n for n in order if not n.is_leaf]
@@ -190,28 +191,30 @@ def explain_program(program: Program, at: Mapping[Any, float]) -> Explanation:
                   for n in gates})
     adjoint_names = {id(t): plan.naming.names[id(n)] for n, t in program.meta.adjoint_of.items()
                      if id(n) in plan.naming.names and not t.is_const}
-    values = {id(n): v for n, v in zip(order, interpret.evaluate(order, inputs))}
+    values = {} if inputs is None else {id(n): _scalar(v) for n, v in zip(order, interpret.evaluate(order, inputs))}
     printer = Printer(Naming(names, set(), program.meta))
     live = _live(order, program.wrt)
 
-    local: dict[int, list[tuple[float | None, str]]] = {}
+    def number(node: Node) -> float | None:
+        return None if inputs is None else _scalar(interpret.evaluate([node], inputs)[0])
+
+    local: dict[int, list[tuple[Node, float | None, str]]] = {}   # (operand, ∂gate/∂operand, its formula)
     for g in gates:
-        nodes = _locals(g, program, inputs) if id(g) in live else [None] * len(g.inputs)
-        local[id(g)] = [(None, "") if d is None or x.is_const or id(x) not in live else
-                        (_scalar(interpret.evaluate([d], inputs)[0]), _local_text(printer, d))
-                        for x, d in zip(g.inputs, nodes)]
-    adjoint: dict[int, float] = {}
+        if id(g) in live:
+            local[id(g)] = [(x, number(d), _local_text(printer, d)) for x, d in zip(g.inputs, _locals(g, program))
+                            if d is not None and not x.is_const and id(x) in live]
+    adjoint: dict[int, float | None] = {}
     parts: dict[int, list[Part]] = {}
     for out in program.outputs:
-        if id(out) in live:
-            adjoint[id(out)] = adjoint.get(id(out), 0.0) + 1.0   # cotangents default to 1
+        if id(out) in live:   # cotangents default to 1
+            adjoint[id(out)] = None if inputs is None else (adjoint.get(id(out)) or 0.0) + 1.0
     for g in reversed(gates):
         if id(g) not in adjoint:
             continue
-        for x, (d, text) in zip(g.inputs, local[id(g)]):
-            if d is not None:
-                parts.setdefault(id(x), []).append(Part(names[id(g)], adjoint[id(g)], d, text))
-                adjoint[id(x)] = adjoint.get(id(x), 0.0) + adjoint[id(g)] * d
+        up = adjoint[id(g)]
+        for x, d, text in local[id(g)]:
+            parts.setdefault(id(x), []).append(Part(names[id(g)], up, d, text))
+            adjoint[id(x)] = None if up is None or d is None else (adjoint.get(id(x)) or 0.0) + up * d
 
     outputs = {id(o) for o in program.outputs}
     rows = []
@@ -219,16 +222,15 @@ def explain_program(program: Program, at: Mapping[Any, float]) -> Explanation:
         stem = names[id(n)]
         rows.append(Row(
             name=stem, op=n.op, expr=program.meta.describe(n), code="" if n.is_leaf else _code(printer, n),
-            operands=tuple(fmt(x.value) if x.is_const else names.get(id(x), "?")
-                           for x in n.inputs),
-            value=_scalar(values[id(n)]), local=tuple(d for d, _ in local.get(id(n), [])),
+            operands=tuple(fmt(x.value) if x.is_const else names.get(id(x), "?") for x in n.inputs),
+            value=values.get(id(n)), local=tuple(d for _, d, _ in local.get(id(n), [])),
             adjoint_name=adjoint_names.get(id(n), f"d_{stem}"), adjoint=adjoint.get(id(n)),
-            parts=tuple(parts.get(id(n), ())), output=id(n) in outputs))
+            parts=tuple(parts.get(id(n), ())), output=id(n) in outputs, live=id(n) in adjoint))
     out_names = [names[id(o)] for o in program.outputs]
-    shown = ", ".join(f"{a} = {fmt(float(inputs[x.name]))}" for x, a in zip(program.inputs, plan.args))
+    at_values = {} if inputs is None else {a: float(inputs[x.name]) for x, a in zip(program.inputs, plan.args)}
+    shown = ", ".join(f"{a} = {fmt(v)}" for a, v in at_values.items())
     what = "; ".join(f"{o} = {e}" for o, e in zip(out_names, program.origin or ()))
-    return Explanation(rows, f"{what}  at  {shown}", {a: float(inputs[x.name]) for x, a in
-                                                       zip(program.inputs, plan.args)},
+    return Explanation(rows, f"{what}  at  {shown}" if shown else what, at_values,
                        [plan.args[k] for k in plan.wrt_index], out_names)
 
 
@@ -264,44 +266,39 @@ def _local_text(printer: Any, node: Node) -> str:
 
 
 def format_table(e: Explanation, digits: int = 4) -> str:
-    """The table of `e` (see Explanation.table)."""
-    f = [r for r in e.rows]
-    width = max(len(r.name) for r in f)
-    code_w = max((len(r.code) for r in f), default=0)
-    lines = [f"explain {e.title}", "", "forward pass (values)"]
-    for r in f:
+    """The table of `e` (see Explanation.table); without a point, the same formulas without numbers."""
+    numeric = bool(e.at)
+    width = max(len(r.name) for r in e.rows)
+    code_w = max(len("(input)"), *(len(r.code) for r in e.rows))
+    first = "forward pass (values)" if numeric else "forward pass (no point given: formulas only)"
+    lines = [f"explain {e.title}", "", first]
+    for r in e.rows:
         code = "(input)" if r.op == "input" else r.code
-        note = f"# {r.expr}" if r.expr and r.expr != r.code and r.op != "input" else ""
+        value = f"  = {fmt(r.value, digits):>10}" if numeric else ""
+        note = f"  # {r.expr}" if r.expr and r.expr != r.code and r.op != "input" else ""
         out = "   <- output" if r.output else ""
-        lines.append(f"  {r.name:<{width}} = {code:<{code_w}}  = {fmt(r.value, digits):>10}  {note}{out}".rstrip())
+        lines.append(f"  {r.name:<{width}} = {code:<{code_w}}{value}{note}{out}".rstrip())
     seeds = ", ".join(f"d_{o} = 1" for o in e.outputs)
     lines += ["", f"backward pass (adjoints of {' + '.join(e.outputs)}: {seeds}; upstream × local = adjoint)"]
     body = []
     for r in reversed(e.rows):   # reverse forward order: a gate's adjoint is complete before it is used
         for k, p in enumerate(r.parts):
-            op = "=" if k == 0 else "+="
-            formula = f"d_{p.gate} × {p.local_text}" if p.local_text else f"d_{p.gate} × ∂"
-            numbers = f"{fmt(p.upstream, digits)} × {fmt(p.local, digits)}"
-            total = f"   (fan-out: {r.adjoint_name} = {fmt(r.adjoint, digits)})" if r.fanout and k == len(
-                r.parts) - 1 else ""
-            body.append((f"{r.adjoint_name} {op}", formula, numbers, fmt(p.value, digits) + total))
-    _adjoint_lines(body, lines)
-    not_live = [r.name for r in e.rows if r.adjoint is None and r.op == "input"]
-    if not_live:
-        lines.append(f"  (no gradient taken w.r.t. {', '.join(not_live)})")
-    return "\n".join(lines)
-
-
-def _adjoint_lines(body: list[tuple[str, str, str, str]], lines: list[str]) -> None:
+            formula = f"d_{p.gate} × {p.local_text}"
+            total = f"   (fan-out: {r.adjoint_name} = {fmt(r.adjoint, digits)})" if (
+                numeric and r.fanout and k == len(r.parts) - 1) else ""
+            numbers = [f"{fmt(p.upstream, digits)} × {fmt(p.local, digits)}", fmt(p.value, digits) + total] if (
+                numeric) else []
+            body.append([r.adjoint_name, "=" if k == 0 else "+=", formula, *numbers])
     if not body:
         lines.append("  (no adjoints: the output does not depend on a wrt input)")
-        return
-    widths = [max(len(b[k]) for b in body) for k in range(3)]
-    for lhs, formula, numbers, value in body:
-        lines.append(f"  {lhs:<{widths[0]}} {formula:<{widths[1]}} = {numbers:<{widths[2]}} = {value}")
-
-
-# ------------------------------------------------------------------------------------------- picture
+    widths = [max(len(b[k]) for b in body) for k in range(len(body[0]))] if body else []
+    for row in body:
+        cells = [c.ljust(w) for c, w in zip(row[:-1], widths)] + [row[-1]]
+        lines.append("  " + " ".join(cells[:3]) + "".join(f" = {c}" for c in cells[3:]))
+    not_live = [r.name for r in e.rows if not r.live and r.op == "input"]
+    if not_live:
+        lines.append(f"  (no gradient taken w.r.t. {', '.join(not_live)})")
+    return "\n".join(line.rstrip() for line in lines)
 
 
 def _symbol(r: Row) -> str:
@@ -332,7 +329,8 @@ def build_diagram(e: Explanation, digits: int = 4) -> circuit.Diagram:
     boxes, wires = [], []
     for r in e.rows:
         fan = readers.get(r.name, 0) > 1 or r.fanout
-        note = f"Σ {r.adjoint_name} = {fmt(r.adjoint, digits)}" if fan and r.adjoint is not None else ""
+        note = "" if not fan or not r.live else f"Σ {r.adjoint_name}" + (
+            f" = {fmt(r.adjoint, digits)}" if r.adjoint is not None else "")
         if r.op == "input":
             boxes.append(circuit.Box(r.name, r.name, kind="input", note=note))
             continue
@@ -342,12 +340,16 @@ def build_diagram(e: Explanation, digits: int = 4) -> circuit.Diagram:
                 continue
             src = by_name[o]
             parts = [p for p in src.parts if p.gate == r.name]
-            grad = sum(p.value for p in parts) if parts else None
+            values = [p.value for p in parts]
+            grad = sum(values) if values and None not in values else None
             marked = fan_src = readers.get(o, 0) > 1 or len(parts) > 1
-            below = ("+= " if marked and grad is not None else "") + fmt(grad, digits)
+            symbolic = " + ".join(f"d_{p.gate}·{p.local_text}" for p in parts) if marked else src.adjoint_name
+            below = ("+= " if marked and parts else "") + (fmt(grad, digits) if grad is not None else
+                                                           symbolic if parts else "")
             wires.append(circuit.Wire(o, r.name, fmt(src.value, digits), below, fanout=fan_src))
     for r in e.rows:
         if r.output:
             boxes.append(circuit.Box(f"→{r.name}", "", kind="end"))
-            wires.append(circuit.Wire(r.name, f"→{r.name}", fmt(r.value, digits), fmt(r.adjoint, digits)))
+            wires.append(circuit.Wire(r.name, f"→{r.name}", fmt(r.value, digits) or r.name,
+                                      fmt(r.adjoint, digits) or f"{r.adjoint_name} = 1"))
     return circuit.Diagram(boxes, wires, title=e.title)
