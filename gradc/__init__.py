@@ -1,12 +1,13 @@
 """gradc: SymPy expressions and MLP specs -> readable, Numba-compiled gradient code.
 
-Public API: compile, compile_expr, compile_mlp, load, and the errors.
+Public API: compile, compile_expr, compile_mlp, load, explain, and the errors.
 """
 
 __version__ = "0.1.0"
 
 from gradc.errors import GradcError, GradcWarning, SpecError, UnsupportedError  # noqa: E402
 from gradc.pipeline import compile, compile_expr, compile_mlp  # noqa: E402
+from gradc.tools.explain import explain  # noqa: E402
 
 
 def load(path):
@@ -16,5 +17,5 @@ def load(path):
     return import_file(path)
 
 
-__all__ = ["compile", "compile_expr", "compile_mlp", "load", "GradcError", "GradcWarning", "SpecError",
+__all__ = ["compile", "compile_expr", "compile_mlp", "load", "explain", "GradcError", "GradcWarning", "SpecError",
            "UnsupportedError", "__version__"]

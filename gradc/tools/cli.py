@@ -75,6 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
   gradc check net.yaml --points 5 --tol 1e-6
   gradc check --expr "log(1 + exp(x*y))"
   gradc bench net.yaml --batch 64 --repeat 20
+  gradc explain --expr "(x+y)*z" --at x=-2,y=5,z=-4 -o circuit.svg
+  gradc show net.yaml --cost --measure
 
 {_SPEC_EXAMPLE}
 Run 'gradc COMMAND --help' for the options of a command. Errors print one line 'gradc: error: ...'
@@ -86,6 +88,7 @@ and exit with status 2.""")
     _add_show(commands, expr_help)
     _add_check(commands, expr_help)
     _add_bench(commands)
+    _add_explain(commands, expr_help)
     return parser
 
 
@@ -129,6 +132,33 @@ def _add_show(commands: argparse._SubParsersAction, expr_help: str) -> None:
 {expr_help}""")
     _add_source(show)
     show.add_argument("--no-color", action="store_true", help="never highlight (also: NO_COLOR set)")
+    show.add_argument("--cost", action="store_true", help="print the cost report instead of the source: op "
+                      "counts, sympy.diff + cse swell, temporaries, bytes (and FLOPs for a spec)")
+    show.add_argument("--measure", action="store_true", help="with --cost: time it, next to this machine's "
+                      "memory-bandwidth (and GEMM-peak) bounds")
+    show.add_argument("--batch", type=int, default=64, help="with --cost, spec: rows per step (default 64)")
+
+
+def _add_explain(commands: argparse._SubParsersAction, expr_help: str) -> None:
+    """`gradc explain`: the circuit with values and adjoints, or a network's layer graph."""
+    explain = commands.add_parser(
+        "explain", formatter_class=_FORMAT, help="the gate-by-gate table and circuit picture (values, adjoints)",
+        description="""Print the gate-by-gate table of an expression at a point: each gate's value (forward
+pass), then the backward pass (upstream adjoint × local derivative = adjoint, += where a value fans
+out), in the names of the generated code. For a spec, print the layer graph with shapes (and with
+--at-batch, each layer's mean/std of values and gradients). -o draws the picture: .svg, .png or .dot.""",
+        epilog=f"""examples:
+  gradc explain --expr "(x+y)*z" --at x=-2,y=5,z=-4 -o circuit.svg
+  gradc explain --expr "1/(1+exp(-(w0*x0+w1*x1+w2)))" --at w0=2,w1=-3,w2=-3,x0=-1,x1=-2 -o neuron.png
+  gradc explain net.yaml -o net.svg
+  gradc explain net.yaml --at-batch batch.npz    # arrays X, Y (and W1, b1, ... else init_params(0))
+
+{expr_help}""")
+    _add_source(explain)
+    explain.add_argument("--at", metavar="x=1,y=2", help="expressions: the point (a number per argument)")
+    explain.add_argument("--at-batch", metavar="FILE.npz", help="spec: a batch (X, Y, optionally parameters)")
+    explain.add_argument("-o", "--output", metavar="OUT", help="draw the picture to OUT (.svg, .png, .dot)")
+    explain.add_argument("--digits", type=int, default=4, help="significant digits shown (default 4)")
 
 
 def _add_check(commands: argparse._SubParsersAction, expr_help: str) -> None:
@@ -253,6 +283,17 @@ def _color(ns: argparse.Namespace) -> bool:
 
 
 def cmd_show(ns: argparse.Namespace) -> int:
+    if ns.measure and not ns.cost:
+        raise UsageError("--measure applies to --cost only")
+    if ns.cost:
+        source = load_source(ns)
+        if ns.batch < 1:
+            raise UsageError(f"--batch must be >= 1, got {ns.batch}")
+        module = source.compile()
+        report = module.cost(batch=ns.batch, measure=ns.measure) if source.spec is not None else \
+            module.cost(measure=ns.measure)
+        print(report)
+        return 0
     text = load_source(ns).compile().source
     if _color(ns):
         from pygments import highlight
@@ -310,7 +351,25 @@ def cmd_bench(ns: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"compile": cmd_compile, "show": cmd_show, "check": cmd_check, "bench": cmd_bench}
+def cmd_explain(ns: argparse.Namespace) -> int:
+    from gradc.tools.explain import explain_source
+
+    output = Path(ns.output) if ns.output else None
+    if output is not None and output.suffix.lower() not in (".svg", ".png", ".dot", ".gv"):
+        raise UsageError(f"-o/--output must end in .svg, .png, .dot or .gv, got {ns.output!r}")
+    explanation = explain_source(load_source(ns), ns.at, ns.at_batch)
+    print(explanation.table(digits=ns.digits))
+    if output is not None:
+        try:
+            explanation.write(output)
+        except OSError as exc:
+            raise GradcError(f"cannot write {output}: {exc.strerror or exc}") from exc
+        print(f"wrote {output}")
+    return 0
+
+
+COMMANDS = {"compile": cmd_compile, "show": cmd_show, "check": cmd_check, "bench": cmd_bench,
+            "explain": cmd_explain}
 
 
 def _one_line(message: str) -> str:

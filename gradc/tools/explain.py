@@ -353,3 +353,62 @@ def build_diagram(e: Explanation, digits: int = 4) -> circuit.Diagram:
             wires.append(circuit.Wire(r.name, f"→{r.name}", fmt(r.value, digits) or r.name,
                                       fmt(r.adjoint, digits) or f"{r.adjoint_name} = 1"))
     return circuit.Diagram(boxes, wires, title=e.title)
+
+
+# ------------------------------------------------------------------------------------------ command line
+
+
+def parse_point(text: str) -> dict[str, float]:
+    """`x=-2,y=5` -> {"x": -2.0, "y": 5.0} (the command line's --at); GradcError on anything else."""
+    from gradc.tools.sources import UsageError
+
+    point: dict[str, float] = {}
+    for item in text.split(","):
+        name, sep, value = item.partition("=")
+        name = name.strip()
+        if not sep or not name.isidentifier():
+            raise UsageError(f"--at: expected name=number pairs separated by commas, got {item.strip()!r}")
+        if name in point:
+            raise UsageError(f"--at: {name!r} is given twice")
+        try:
+            point[name] = float(value)
+        except ValueError:
+            raise UsageError(f"--at: {name} must be a number, got {value.strip()!r}") from None
+    return point
+
+
+def explain_source(source: Any, at: str | None, at_batch: str | None) -> Any:
+    """The explanation the command line asks for: an expression at --at, or a spec (at --at-batch)."""
+    from gradc.tools.sources import UsageError
+
+    if source.spec is not None:
+        if at is not None:
+            raise UsageError("--at applies to --expr only; for a spec give --at-batch FILE.npz")
+        from gradc.tools.netview import explain_net
+
+        if at_batch is None:
+            return explain_net(source.spec)
+        arrays = _load_batch(at_batch)
+        params = {k: arrays[k] for k in source.spec.param_shapes() if k in arrays} or None
+        return explain_net(source.spec, arrays["X"], arrays["Y"], params)
+    if at_batch is not None:
+        raise UsageError("--at-batch applies to a spec only; for an expression give --at x=1,y=2")
+    from gradc.pipeline import expr_program
+
+    program = expr_program(source.exprs, source.args, source.wrt, name=source.name, dtype=source.dtype)
+    return explain_program(program, None if at is None else parse_point(at))
+
+
+def _load_batch(path: str) -> dict[str, np.ndarray]:
+    """The arrays of an .npz file, which must hold X and Y."""
+    from gradc.tools.sources import UsageError
+
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {k: data[k] for k in data.files}
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"--at-batch: cannot read {path}: {exc}") from None
+    missing = [k for k in ("X", "Y") if k not in arrays]
+    if missing:
+        raise UsageError(f"--at-batch: {path} has no array {missing[0]} (has: {', '.join(arrays) or 'none'})")
+    return arrays
