@@ -7,7 +7,9 @@
      the test accuracy and save the loss and accuracy curves as a PNG;
   3. check one training step against hand-written NumPy backprop (the book's equations BP1-BP4, in
      seed002_digits.py): the largest gradient difference, and the time per step of each;
-  4. print the head of the generated code: its header and the ``_loss_and_grad`` function.
+  4. print the head of the generated code: its header and the ``_loss_and_grad`` function;
+  5. see the gradient: the CS231n circuit (x + y)·z at x = -2, y = 5, z = -4 gate by gate (``gradc.explain``),
+     and its picture, examples/out/cs231n_circuit.svg and .png, next to the training curves.
 
 Run:  python examples/demo.py [--epochs 30] [--quick] [--out examples/out]
 """
@@ -27,6 +29,7 @@ from typing import Any
 import excerpt
 import numpy as np
 import seed002_digits as digits
+import sympy
 
 import gradc
 
@@ -34,7 +37,7 @@ RULE = "─" * 100
 
 
 def section(number: int, title: str) -> None:
-    print(f"\n{RULE}\n[{number}/4] {title}\n{RULE}")
+    print(f"\n{RULE}\n[{number}/5] {title}\n{RULE}")
 
 
 def compile_and_write(out: Path) -> Path:
@@ -149,6 +152,16 @@ def show_code(path: Path) -> None:
     print(f"\n(the whole module: {path})")
 
 
+def show_circuit(out: Path) -> dict[str, Path]:
+    """Step 5: the lecture notes' circuit with its values and adjoints, as a table and as a picture."""
+    x, y, z = sympy.symbols("x y z")
+    explanation = gradc.explain((x + y) * z, at={x: -2, y: 5, z: -4})
+    print(explanation)
+    paths = {suffix: explanation.write(out / f"cs231n_circuit.{suffix}") for suffix in ("svg", "png")}
+    print(f"\nthe circuit (values above the wires, adjoints below): {os.path.relpath(paths['svg'])} and .png")
+    return paths
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--epochs", type=int, default=None, help=f"epochs of SGD (default {digits.EPOCHS})")
@@ -176,10 +189,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     section(4, f"the head of the generated code ({path.name})")
     show_code(path)
 
+    section(5, "see the gradient: the CS231n circuit (x + y)·z, gate by gate")
+    circuit = show_circuit(args.out)
+
     elapsed = time.perf_counter() - start
     print(f"\n{RULE}\ndone in {elapsed:.1f} s. More examples, one per seed note: examples/README.md")
     return {"path": path, "test_acc": trained["history"]["test_acc"][-1], "png": trained["png"],
-            "steps": steps, "seconds": elapsed}
+            "steps": steps, "circuit": circuit, "seconds": elapsed}
 
 
 if __name__ == "__main__":

@@ -117,6 +117,8 @@ def test_demo_runs_as_a_script(tmp_path):
     differences = [float(d) for d in re.findall(r"max \|gradient difference\| (\S+) ", run.stdout)]
     assert len(differences) == 2 and max(differences) < 1e-12
     assert "def _loss_and_grad(" in run.stdout
+    assert re.search(r"d_z\s+= d_f × sum1\s+= 1 × 3\s+= 3", run.stdout)   # the CS231n circuit, gate by gate
+    assert (tmp_path / "cs231n_circuit.svg").exists() and (tmp_path / "cs231n_circuit.png").exists()
 
 
 def test_readme_lists_every_example():
