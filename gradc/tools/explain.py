@@ -25,7 +25,7 @@ from gradc.errors import GradcError
 from gradc.tools import circuit
 
 #: how a gate is drawn (the op's symbol); an op not listed is drawn by its name
-SYMBOLS = {"add": "+", "sub": "−", "mul": "×", "div": "÷", "neg": "−", "pow": "^", "sigmoid": "σ",
+SYMBOLS = {"add": "+", "sub": "−", "mul": "×", "div": "÷", "neg": "×-1", "pow": "^", "sigmoid": "σ",
            "exp": "exp", "log": "log", "sqrt": "√", "max": "max", "min": "min", "abs": "|·|"}
 
 
@@ -44,7 +44,7 @@ class Part:
     """One `+=` of an adjoint: the adjoint of `gate` (upstream) times that gate's local derivative
     with respect to this value (`local`, the formula `local_text`)."""
 
-    gate: str
+    gate: str                 # "" for the seed of an output that gates also read
     upstream: float | None
     local: float | None
     local_text: str
@@ -162,7 +162,8 @@ def point(program: Program, at: Mapping[Any, float]) -> dict[str, np.ndarray]:
     for x in program.inputs:
         value = np.asarray(given[x.name], dtype=program.dtype)
         if value.shape != x.shape or x.shape:
-            raise GradcError(f"explain evaluates at one point: {x.name} must be one number, got shape {value.shape}")
+            raise GradcError(f"explain evaluates at one point of scalar arguments: {x.name} must be one number, "
+                             f"got shape {value.shape}")
         out[x.name] = value
     return out
 
@@ -190,7 +191,7 @@ def explain_program(program: Program, at: Mapping[Any, float]) -> Explanation:
     names.update({id(n): plan.naming.names.get(id(n)) or comment(program.meta.describe(n), 24) or n.op
                   for n in gates})
     adjoint_names = {id(t): plan.naming.names[id(n)] for n, t in program.meta.adjoint_of.items()
-                     if id(n) in plan.naming.names and not t.is_const}
+                     if plan.naming.names.get(id(n), "").startswith("d_") and not t.is_const}
     values = {} if inputs is None else {id(n): _scalar(v) for n, v in zip(order, interpret.evaluate(order, inputs))}
     printer = Printer(Naming(names, set(), program.meta))
     live = _live(order, program.wrt)
@@ -216,6 +217,10 @@ def explain_program(program: Program, at: Mapping[Any, float]) -> Explanation:
             parts.setdefault(id(x), []).append(Part(names[id(g)], up, d, text))
             adjoint[id(x)] = None if up is None or d is None else (adjoint.get(id(x)) or 0.0) + up * d
 
+    for out in dict.fromkeys(program.outputs):   # an output read by gates too: its seed is one more part
+        if id(out) in adjoint and (parts.get(id(out)) or out.is_input):
+            one = None if inputs is None else 1.0
+            parts.setdefault(id(out), []).insert(0, Part("", one, one, "1"))
     outputs = {id(o) for o in program.outputs}
     rows = []
     for n in [*program.inputs, *gates]:
@@ -255,11 +260,16 @@ def _code(printer: Any, node: Node) -> str:
 
 
 def _local_text(printer: Any, node: Node) -> str:
-    """A local derivative as the generated code would print it (without `np.`)."""
+    """A local derivative as the generated code would print it (without `np.`), in parentheses where it
+    binds less tightly than the product it stands in (`d_sel1 × (1.0 if gt1 else 0.0)`)."""
+    from gradc.backend.forms import MUL_PREC
+
     try:
-        return printer.text(node).replace("np.", "")
+        text, prec = printer.expr(node)
     except (NotImplementedError, KeyError):
         return "?"
+    text = text.replace("np.", "")
+    return f"({text})" if prec < MUL_PREC else text
 
 
 # --------------------------------------------------------------------------------------------- table
@@ -283,7 +293,7 @@ def format_table(e: Explanation, digits: int = 4) -> str:
     body = []
     for r in reversed(e.rows):   # reverse forward order: a gate's adjoint is complete before it is used
         for k, p in enumerate(r.parts):
-            formula = f"d_{p.gate} × {p.local_text}"
+            formula = f"d_{p.gate} × {p.local_text}" if p.gate else "1 (the output's seed)"
             total = f"   (fan-out: {r.adjoint_name} = {fmt(r.adjoint, digits)})" if (
                 numeric and r.fanout and k == len(r.parts) - 1) else ""
             numbers = [f"{fmt(p.upstream, digits)} × {fmt(p.local, digits)}", fmt(p.value, digits) + total] if (

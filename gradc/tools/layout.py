@@ -152,7 +152,7 @@ def layout(d: Diagram) -> Diagram:
         b.y -= top
     for w in d.wires:
         w.points = [(px, py - top) for px, py in w.points]
-    d.width = max((b.x + b.width / 2 for b in d.boxes), default=0) + 40
+    d.width = max(max((b.x + b.width / 2 for b in d.boxes), default=0) + 40, len(d.title) * CHAR_W * 1.1 + 32)
     d.height = max((b.y + b.height / 2 for b in d.boxes), default=0) + 50
     return d
 
