@@ -117,8 +117,12 @@ def dot(d: Diagram) -> str:
 # ------------------------------------------------------------------------------------------------- PNG
 
 
+MAX_PIXELS = 30e6   # a PNG of a large circuit is drawn at a lower resolution rather than slowly
+
+
 def png(d: Diagram, path: str | Path, dpi: int = 144) -> Path:
-    """Draw the laid-out diagram with matplotlib (the same placement as `svg`) and save it as PNG."""
+    """Draw the laid-out diagram with matplotlib (the same placement as `svg`) and save it as PNG, at
+    `dpi` (lowered for a circuit so large that its picture would pass MAX_PIXELS)."""
     import matplotlib
 
     matplotlib.use("Agg", force=False)
@@ -128,6 +132,7 @@ def png(d: Diagram, path: str | Path, dpi: int = 144) -> Path:
 
     if not d.width:
         layout(d)
+    dpi = int(min(dpi, 100 * (MAX_PIXELS / max(d.width * d.height, 1.0)) ** 0.5))
     fig = plt.figure(figsize=(d.width / 100, d.height / 100), dpi=dpi)
     ax = fig.add_axes((0, 0, 1, 1))
     ax.set_xlim(0, d.width)
@@ -142,10 +147,10 @@ def png(d: Diagram, path: str | Path, dpi: int = 144) -> Path:
         for kind, pts in segments(w):
             verts += pts
             codes += [MPath.LINETO] if kind == "L" else [MPath.CURVE4] * 3
-        ax.add_patch(patches.FancyArrowPatch(path=MPath(verts, codes), arrowstyle="-|>", mutation_scale=9,
+        ax.add_artist(patches.FancyArrowPatch(path=MPath(verts, codes), arrowstyle="-|>", mutation_scale=9,
                                              color=MUTED, lw=1.1, linestyle="--" if w.fanout else "-"))
         if w.trunk:
-            ax.add_patch(patches.Circle((w.points[0][0] + w.head, w.points[0][1]), 3.5, color=ADJOINT_COLOR,
+            ax.add_artist(patches.Circle((w.points[0][0] + w.head, w.points[0][1]), 3.5, color=ADJOINT_COLOR,
                                         zorder=3))
     for x, y, text, color in labels(d):
         ax.text(x, y, text, color=color, ha="center", va="baseline", path_effects=halo, **font)
@@ -154,9 +159,9 @@ def png(d: Diagram, path: str | Path, dpi: int = 144) -> Path:
             continue
         fill = INPUT_FILL if b.kind in ("input", "param") else FILL
         if b.width == b.height:
-            ax.add_patch(patches.Circle((b.x, b.y), b.width / 2, facecolor=fill, edgecolor=INK, zorder=4))
+            ax.add_artist(patches.Circle((b.x, b.y), b.width / 2, facecolor=fill, edgecolor=INK, zorder=4))
         else:
-            ax.add_patch(patches.FancyBboxPatch((b.x - b.width / 2, b.y - b.height / 2), b.width, b.height,
+            ax.add_artist(patches.FancyBboxPatch((b.x - b.width / 2, b.y - b.height / 2), b.width, b.height,
                                                 boxstyle="round,pad=0,rounding_size=6", facecolor=fill,
                                                 edgecolor=INK, zorder=4))
         ax.text(b.x, b.y, b.symbol, ha="center", va="center", fontweight="bold", zorder=5,

@@ -196,14 +196,12 @@ def explain_program(program: Program, at: Mapping[Any, float]) -> Explanation:
     printer = Printer(Naming(names, set(), program.meta))
     live = _live(order, program.wrt)
 
-    def number(node: Node) -> float | None:
-        return None if inputs is None else _scalar(interpret.evaluate([node], inputs)[0])
-
-    local: dict[int, list[tuple[Node, float | None, str]]] = {}   # (operand, ∂gate/∂operand, its formula)
-    for g in gates:
-        if id(g) in live:
-            local[id(g)] = [(x, number(d), _local_text(printer, d)) for x, d in zip(g.inputs, _locals(g, program))
-                            if d is not None and not x.is_const and id(x) in live]
+    local_nodes = {id(g): [(x, d) for x, d in zip(g.inputs, _locals(g, program))
+                           if d is not None and not x.is_const and id(x) in live] for g in gates if id(g) in live}
+    flat = [d for pairs in local_nodes.values() for _, d in pairs]
+    numbers = iter([None] * len(flat) if inputs is None else map(_scalar, interpret.evaluate(flat, inputs)))
+    local: dict[int, list[tuple[Node, float | None, str]]] = {   # (operand, ∂gate/∂operand, its formula)
+        k: [(x, next(numbers), _local_text(printer, d)) for x, d in pairs] for k, pairs in local_nodes.items()}
     adjoint: dict[int, float | None] = {}
     parts: dict[int, list[Part]] = {}
     for out in program.outputs:

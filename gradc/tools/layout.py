@@ -90,15 +90,16 @@ def _columns(d: Diagram) -> dict[str, int]:
         inputs[w.dst].append(w.src)
         readers[w.src].append(w.dst)
     col: dict[str, int] = {}
-
-    def depth(key: str) -> int:   # gates are few hundred at most, and DAGs: recursion is fine
-        if key not in col:
-            col[key] = 1 + max((depth(s) for s in inputs[key] if not _is_source(d, s)), default=0)
-        return col[key]
-
-    for b in d.boxes:
-        if not _is_source(d, b.key):
-            depth(b.key)
+    for b in d.boxes:   # longest path from the sources, depth first without recursion (chains may be long)
+        stack = [] if _is_source(d, b.key) else [b.key]
+        while stack:
+            key = stack[-1]
+            todo = [s for s in inputs[key] if s not in col and not _is_source(d, s)]
+            if key in col or todo:
+                stack.pop() if key in col else stack.extend(todo)
+                continue
+            col[key] = 1 + max((col[s] for s in inputs[key] if not _is_source(d, s)), default=0)
+            stack.pop()
     for b in d.boxes:
         if _is_source(d, b.key):
             col[b.key] = min((col[r] for r in readers[b.key]), default=1) - 1
@@ -132,7 +133,7 @@ def layout(d: Diagram) -> Diagram:
             right.setdefault(a, []).append(b)
             left.setdefault(b, []).append(a)
     _order(rows, left, right)
-    y = _rows_y(rows, left, right)
+    y = _rows_y(rows, left, right, rounds=24 if sum(map(len, rows)) < 2000 else 6)
     _runs(d)
     x = _columns_x(d, rows, col)
     for b in d.boxes:
