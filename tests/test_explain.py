@@ -105,6 +105,9 @@ def test_adjoints_equal_the_compiled_gradient(cs231n, neuron, modules):
         neuron.value, rel=1e-15)
     again = modules["neuron"].explain(NEURON_AT)   # a module explains itself with the same rows
     assert again.rows == neuron.rows
+    assert gradc.explain(modules["neuron"], at=NEURON_AT).rows == neuron.rows
+    picture = modules["neuron"]._repr_svg_()   # a notebook shows a module's circuit (no point: formulas)
+    assert "prod1" in picture and "0.7311" not in picture
 
 
 def test_fanout_shows_its_contributions(modules):
@@ -197,6 +200,24 @@ def test_bad_points():
         gradc.explain(CS231N, at={x: [1, 2], y: 2, z: 3})
     with pytest.raises(gradc.GradcError, match="not an argument"):
         gradc.explain(CS231N, at={x: 1, y: 2, z: 3, "w": 4})
+
+
+def test_sequences_sum_their_outputs():
+    """Several outputs: adjoints of their sum (cotangents 1, grad's default); an output that a gate also
+    reads gets its seed as a part of its own, and an input returned as an output is seeded too."""
+    e = gradc.explain([x * y, x * y * sympy.sin(x)], at={x: 1, y: 2})
+    f0 = e.row("f0")
+    assert f0.output and [p.gate for p in f0.parts] == ["", "f1"] and f0.adjoint == 1 + np.sin(1.0)
+    assert e.grads["y"] == pytest.approx(1 + np.sin(1.0)) and "1 (the output's seed)" in str(e)
+    m = gradc.explain(sympy.Matrix([[x * y, x]]), at={x: 3, y: 2})
+    assert m.grads == {"x": 3.0, "y": 3.0}
+
+
+def test_arrays_are_refused():
+    X = sympy.IndexedBase("X", shape=(3,))
+    i = sympy.Idx("i")
+    with pytest.raises(gradc.GradcError, match="scalar arguments only"):
+        gradc.explain(sympy.Sum(X[i] ** 2, (i, 0, 2)), at=None)
 
 
 def test_wrt_subset():

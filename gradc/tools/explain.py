@@ -177,48 +177,26 @@ def _locals(node: Node, program: Program) -> list[Node | None]:
     return list(record.vjp(node.graph.const(1.0), node, *node.inputs, **dict(node.attrs), **extra))
 
 
-def explain_program(program: Program, at: Mapping[Any, float]) -> Explanation:
-    """The explanation of a differentiated expression program at the point `at` (see `explain`)."""
+def explain_program(program: Program, at: Mapping[Any, float] | None) -> Explanation:
+    """The explanation of a differentiated expression program at the point `at` (see `explain`); without
+    a point (`at=None`), its structure: the same rows and formulas with no numbers."""
     from gradc.backend.expr import _Names
-    from gradc.backend.names import comment
     from gradc.backend.printer import Naming, Printer
 
+    arrays = [x.name for x in program.inputs if x.shape]
+    if arrays:
+        raise GradcError(f"explain takes scalar arguments only; {arrays[0]} is an array (IndexedBase, MatrixSymbol)")
     inputs = None if at is None else point(program, at)
-    plan = _Names(program)
+    plan = _Names(program)   # the generated code's names, planned as the expression backend plans them
     order = ir.topological_order(program.outputs)
     gates = [n for n in order if not n.is_leaf]
-    names = {id(x): a for x, a in zip(program.inputs, plan.args)}
-    names.update({id(n): plan.naming.names.get(id(n)) or comment(program.meta.describe(n), 24) or n.op
-                  for n in gates})
+    names = _gate_names(program, plan, gates)
+    printer = Printer(Naming(names, set(), program.meta))
+    values = {} if inputs is None else {id(n): _scalar(v) for n, v in zip(order, interpret.evaluate(order, inputs))}
+    local = _local_derivatives(program, gates, _live(order, program.wrt), printer, inputs)
+    adjoint, parts = _backward(program, gates, local, names, numeric=inputs is not None)
     adjoint_names = {id(t): plan.naming.names[id(n)] for n, t in program.meta.adjoint_of.items()
                      if plan.naming.names.get(id(n), "").startswith("d_") and not t.is_const}
-    values = {} if inputs is None else {id(n): _scalar(v) for n, v in zip(order, interpret.evaluate(order, inputs))}
-    printer = Printer(Naming(names, set(), program.meta))
-    live = _live(order, program.wrt)
-
-    local_nodes = {id(g): [(x, d) for x, d in zip(g.inputs, _locals(g, program))
-                           if d is not None and not x.is_const and id(x) in live] for g in gates if id(g) in live}
-    flat = [d for pairs in local_nodes.values() for _, d in pairs]
-    numbers = iter([None] * len(flat) if inputs is None else map(_scalar, interpret.evaluate(flat, inputs)))
-    local: dict[int, list[tuple[Node, float | None, str]]] = {   # (operand, ∂gate/∂operand, its formula)
-        k: [(x, next(numbers), _local_text(printer, d)) for x, d in pairs] for k, pairs in local_nodes.items()}
-    adjoint: dict[int, float | None] = {}
-    parts: dict[int, list[Part]] = {}
-    for out in program.outputs:
-        if id(out) in live:   # cotangents default to 1
-            adjoint[id(out)] = None if inputs is None else (adjoint.get(id(out)) or 0.0) + 1.0
-    for g in reversed(gates):
-        if id(g) not in adjoint:
-            continue
-        up = adjoint[id(g)]
-        for x, d, text in local[id(g)]:
-            parts.setdefault(id(x), []).append(Part(names[id(g)], up, d, text))
-            adjoint[id(x)] = None if up is None or d is None else (adjoint.get(id(x)) or 0.0) + up * d
-
-    for out in dict.fromkeys(program.outputs):   # an output read by gates too: its seed is one more part
-        if id(out) in adjoint and (parts.get(id(out)) or out.is_input):
-            one = None if inputs is None else 1.0
-            parts.setdefault(id(out), []).insert(0, Part("", one, one, "1"))
     outputs = {id(o) for o in program.outputs}
     rows = []
     for n in [*program.inputs, *gates]:
@@ -235,6 +213,52 @@ def explain_program(program: Program, at: Mapping[Any, float]) -> Explanation:
     what = "; ".join(f"{o} = {e}" for o, e in zip(out_names, program.origin or ()))
     return Explanation(rows, f"{what}  at  {shown}" if shown else what, at_values,
                        [plan.args[k] for k in plan.wrt_index], out_names)
+
+
+def _gate_names(program: Program, plan: Any, gates: Sequence[Node]) -> dict[int, str]:
+    """Node id -> name: an argument's name for an input, the generated code's name for a gate (its label
+    for the rare gate the code prints inline)."""
+    from gradc.backend.names import comment
+
+    names = {id(x): a for x, a in zip(program.inputs, plan.args)}
+    names.update({id(n): plan.naming.names.get(id(n)) or comment(program.meta.describe(n), 24) or n.op
+                  for n in gates})
+    return names
+
+
+def _local_derivatives(program: Program, gates: Sequence[Node], live: set[int], printer: Any,
+                       inputs: Mapping[str, np.ndarray] | None) -> dict[int, list[tuple[Node, float | None, str]]]:
+    """Gate id -> (operand, ∂gate/∂operand at the point or None, its formula) for each operand that
+    carries a gradient; evaluated in one pass."""
+    nodes = {id(g): [(x, d) for x, d in zip(g.inputs, _locals(g, program))
+                     if d is not None and not x.is_const and id(x) in live] for g in gates if id(g) in live}
+    flat = [d for pairs in nodes.values() for _, d in pairs]
+    numbers = iter([None] * len(flat) if inputs is None else map(_scalar, interpret.evaluate(flat, inputs)))
+    return {k: [(x, next(numbers), _local_text(printer, d)) for x, d in pairs] for k, pairs in nodes.items()}
+
+
+def _backward(program: Program, gates: Sequence[Node], local: dict, names: dict[int, str],
+              numeric: bool) -> tuple[dict[int, float | None], dict[int, list[Part]]]:
+    """The textbook backward pass: each output's adjoint seeded with 1 (the cotangents' default), then, in
+    reverse order, each operand's adjoint += the gate's adjoint × its local derivative. Returns the
+    adjoints (None without a point) and the parts of each, keyed by node id (only nodes that carry one)."""
+    adjoint: dict[int, float | None] = {}
+    parts: dict[int, list[Part]] = {}
+    for out in program.outputs:
+        if id(out) in local or out in program.wrt:
+            adjoint[id(out)] = (adjoint.get(id(out)) or 0.0) + 1.0 if numeric else None
+    for g in reversed(gates):
+        if id(g) not in adjoint:
+            continue
+        up = adjoint[id(g)]
+        for x, d, text in local[id(g)]:
+            parts.setdefault(id(x), []).append(Part(names[id(g)], up, d, text))
+            adjoint[id(x)] = None if up is None or d is None else (adjoint.get(id(x)) or 0.0) + up * d
+    for out in dict.fromkeys(program.outputs):   # an output read by gates too: its seed is one more part
+        if id(out) in adjoint and (parts.get(id(out)) or out.is_input):
+            one = 1.0 if numeric else None
+            parts.setdefault(id(out), []).insert(0, Part("", one, one, "1"))
+    return adjoint, parts
 
 
 def _live(order: Sequence[Node], wrt: Sequence[Node]) -> set[int]:
