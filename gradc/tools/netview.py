@@ -8,6 +8,7 @@ reference evaluator (core/interpret.py) and its reverse mode (core/autodiff.py) 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -189,8 +190,13 @@ def _code(spec: Any, name: str, reads: tuple[str, ...]) -> str:
         a, w, *b = reads
         return f"{a} @ {w}" + (f" + {b[0]}" if b else "")
     if name.startswith("h") and name[1:].isdigit():
-        return f"{spec.layers[int(name[1:]) - 1].activation}({reads[0]})"
-    return f"{spec.loss}({', '.join(reads)})" + (f" + l2 {spec.l2:g}" if spec.l2 > 0 else "")
+        layer = spec.layers[int(name[1:]) - 1]
+        if layer.activation == "custom" and len(layer.formula) < 40:   # the formula, in this layer's names
+            return re.sub(r"\bz\b", reads[0], layer.formula)
+        return f"{layer.activation}({reads[0]})"
+    weights = {f"W{i}" for i in range(1, len(spec.layers) + 1)} if spec.l2 > 0 else set()
+    main = [r for r in reads if r not in weights]
+    return f"{spec.loss}({', '.join(main)})" + (f" + {spec.l2:g}/2·Σ‖W‖²" if spec.l2 > 0 else "")
 
 
 def _batch(spec: Any, X: Any, Y: Any, params: Mapping[str, np.ndarray] | None) -> dict[str, np.ndarray]:
@@ -224,7 +230,8 @@ def _statistics(program: Any, named: list, inputs: Mapping[str, np.ndarray]) -> 
     adjoints = autodiff.backward(program.objective, program.seeds, targets, primal, Meta())
     results = interpret.evaluate([*named, *program.wrt, *adjoints], inputs)
     forward = dict(zip([id(n) for n in [*named, *program.wrt]], results))
-    grads = dict(zip([id(n) for n in targets], results[len(named) + len(program.wrt):]))
+    # a zero constant adjoint: the loss does not read the value (an output beside the loss's path)
+    grads = {id(n): g for n, a, g in zip(targets, adjoints, results[len(named) + len(program.wrt):]) if not a.is_const}
     out = {}
     for x in program.inputs:
         if x not in program.wrt:
