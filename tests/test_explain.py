@@ -256,6 +256,18 @@ def test_network_statistics_match_numpy():
     assert "statistics over a batch of N = 8" in str(e)
 
 
+def test_network_module_explains_itself():
+    net = gradc.compile_mlp({**TINY, "loss": "binary_cross_entropy", "l2": 0.1})   # codegen only: no Numba here
+    e = net.explain()
+    assert e.row("loss").code == "binary_cross_entropy(z2, Y) + 0.1/2·Σ‖W‖²"   # from the logits: stable
+    assert "<svg" in net._repr_svg_()
+    rng = np.random.default_rng(2)
+    params = {k: rng.normal(size=v) for k, v in net.param_shapes.items()}
+    stats = net.explain(rng.normal(size=(5, 4)), rng.integers(0, 2, (5, 2)), params)
+    assert stats.row("h2").stats.grad_mean is None   # the loss reads z2, not h2
+    assert stats.row("z2").stats.grad_mean is not None
+
+
 # --------------------------------------------------------------------------------------- command line
 
 
