@@ -164,6 +164,7 @@ def test_dot_is_valid_for_graphviz(cs231n, neuron):
 def test_write_svg_png(cs231n, tmp_path):
     svg = cs231n.write(tmp_path / "c.svg")
     ET.parse(svg)
+    pytest.importorskip("matplotlib")
     png = cs231n.write(tmp_path / "sub" / "c.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     with pytest.raises(gradc.GradcError, match=r"\.svg, \.png"):
@@ -288,6 +289,7 @@ def test_cli_explain_expr(tmp_path, capsys):
     (["--expr", "x*y", "--at", "x=1,x=2,y=1"], "given twice"),
     (["--expr", "x*y", "--at", "x=1,y=2", "-o", "a.txt"], r"\.svg, \.png"),
     (["--expr", "x*y", "--at-batch", "b.npz"], "applies to a spec only"),
+    (["--expr", "x*y", "--digits", "0"], "--digits must be >= 1"),
 ])
 def test_cli_explain_errors(argv, message, capsys):
     assert main(["explain", *argv]) == 2

@@ -123,8 +123,13 @@ MAX_PIXELS = 30e6   # a PNG of a large circuit is drawn at a lower resolution ra
 def png(d: Diagram, path: str | Path, dpi: int = 144) -> Path:
     """Draw the laid-out diagram with matplotlib (the same placement as `svg`) and save it as PNG, at
     `dpi` (lowered for a circuit so large that its picture would pass MAX_PIXELS)."""
-    import matplotlib
+    try:
+        import matplotlib
+    except ImportError:
+        from gradc.errors import GradcError
 
+        raise GradcError("drawing a PNG needs matplotlib (pip install matplotlib); .svg and .dot need "
+                         "nothing") from None
     matplotlib.use("Agg", force=False)
     from matplotlib import patches, patheffects
     from matplotlib import pyplot as plt

@@ -354,6 +354,8 @@ def cmd_bench(ns: argparse.Namespace) -> int:
 def cmd_explain(ns: argparse.Namespace) -> int:
     from gradc.tools.explain import explain_source
 
+    if ns.digits < 1:
+        raise UsageError(f"--digits must be >= 1, got {ns.digits}")
     output = Path(ns.output) if ns.output else None
     if output is not None and output.suffix.lower() not in (".svg", ".png", ".dot", ".gv"):
         raise UsageError(f"-o/--output must end in .svg, .png, .dot or .gv, got {ns.output!r}")
