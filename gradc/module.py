@@ -35,8 +35,7 @@ class CompiledModule:
         """The generated module, imported (and its kernels compiled or loaded from cache) on first use."""
         if self._module is None:
             linked = support.link(self.source, self.runtimes)
-            self._module = (jit.load_source(self.source) if linked is None
-                            else jit.load_source(linked[0], shared=linked[1:]))
+            self._module = jit.load_source(self.source) if linked is None else jit.load_source(*linked)
         return self._module
 
     def write(self, path: str | os.PathLike) -> Path:
