@@ -10,7 +10,7 @@ BENCH_STAMP := $(BENCH_VENV)/.installed
 # (--dist loadfile), so its module fixtures compile once.
 TEST_WORKERS ?= 2
 
-.PHONY: demo test test-slow fuzz bench lint clean
+.PHONY: demo test test-slow fuzz bench warmup lint clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,10 @@ $(BENCH_STAMP): pyproject.toml
 
 bench: $(BENCH_STAMP)
 	$(BENCH_VENV)/bin/python benchmarks/run.py
+
+# compile the code every model shares once for this machine: a first model then compiles only its own kernels
+warmup: $(STAMP)
+	$(VENV)/bin/gradc warmup
 
 lint: $(STAMP)
 	$(PY) -m ruff check gradc tests benchmarks examples

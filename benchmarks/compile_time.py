@@ -14,6 +14,9 @@ spec and inputs are ready before the clock starts.
   another model of the same kind ran first (cs231n's, or rosenbrock8's for cs231n; mlp784's, or mlp1024's
   for mlp784), so gradc's shared support code (gradc/backend/support.py) is cached and the case's own
   kernels are not.
+* after warmup: a new model on a machine where `gradc warmup --dtype float64` ran (once per run of this
+  script; each cell starts from a copy of that folder): the shared support code and the built-in activations'
+  loops are cached, the case's own kernels are not.
 * gradc warm: a second fresh process with the cold run's folder: codegen again, the kernels from the cache.
 * gradc codegen: in this process, the input to source text only, the best of 3. ``compile_expr`` and
   ``compile_mlp`` only emit source: the generated module is imported (and Numba compiles) on ``.module``
@@ -49,6 +52,7 @@ import json
 import math
 import os
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -86,8 +90,9 @@ MLP_SPECS: dict[str, dict[str, Any]] = {
                 "loss": "softmax_cross_entropy"},
 }
 CASES = ("cs231n", "rosenbrock8", "pendulum8", "pendulum16", "mlp784", "mlp1024", "lagrangian9900")
-COLUMNS = ("gradc_cold", "gradc_new", "gradc_warm", "gradc_codegen", "symengine", "sympy", "jax")
-HEADERS = {"gradc_cold": "gradc cold (codegen + numba)", "gradc_new": "gradc new", "gradc_warm": "gradc warm",
+COLUMNS = ("gradc_cold", "gradc_new", "gradc_warmed", "gradc_warm", "gradc_codegen", "symengine", "sympy", "jax")
+HEADERS = {"gradc_cold": "gradc cold (codegen + numba)", "gradc_new": "gradc new", "gradc_warmed": "after warmup",
+           "gradc_warm": "gradc warm",
            "gradc_codegen": "gradc codegen", "symengine": "symengine", "sympy": "sympy", "jax": "jax"}
 PEERS = ("symengine", "sympy", "jax")
 
@@ -95,7 +100,7 @@ PEERS = ("symengine", "sympy", "jax")
 def columns_for(case: str) -> tuple[str, ...]:
     """The columns measured for ``case``: all of them for an expression, gradc's and JAX's for an MLP."""
     if case in MLP_SPECS:
-        return ("gradc_cold", "gradc_new", "gradc_warm", "gradc_codegen", "jax")
+        return ("gradc_cold", "gradc_new", "gradc_warmed", "gradc_warm", "gradc_codegen", "jax")
     if case not in CASES:
         raise ValueError(f"unknown case {case!r}; expected one of {', '.join(CASES)}")
     return COLUMNS
@@ -360,6 +365,28 @@ def run_gradc_new(case: str, timeout: float) -> dict[str, Any]:
         return primed if "error" in primed else _fresh("gradc", case, timeout, env)
 
 
+_WARMED: list[str] = []   # the folder `gradc warmup` filled, made once per run of this script
+
+
+def _warmed_cache(timeout: float) -> str:
+    """A GRADC_CACHE_DIR in which `gradc warmup --dtype float64` ran (the first call runs it)."""
+    if not _WARMED:
+        folder = tempfile.mkdtemp(prefix="gradc-bench-warmed-")
+        subprocess.run([sys.executable, "-m", "gradc.tools.cli", "warmup", "--dtype", "float64", "--quiet"],
+                       env={**os.environ, "GRADC_CACHE_DIR": folder}, check=True, timeout=timeout,
+                       capture_output=True)
+        _WARMED.append(folder)
+    return _WARMED[0]
+
+
+def run_gradc_warmed(case: str, timeout: float) -> dict[str, Any]:
+    """gradc on ``case`` in a fresh process whose new GRADC_CACHE_DIR is a copy of :func:`_warmed_cache`'s: a
+    result as :func:`run_peer`'s."""
+    with tempfile.TemporaryDirectory(prefix="gradc-bench-cache-") as cache:
+        shutil.copytree(_warmed_cache(timeout), cache, dirs_exist_ok=True)
+        return _fresh("gradc", case, timeout, {**os.environ, "GRADC_CACHE_DIR": cache})
+
+
 def _repeated(run: Callable[[], Any], repeat: int, failed: Callable[[Any], bool]) -> list[Any]:
     """``run()`` up to ``repeat`` times; stops after the first failed result (a timeout is not retried)."""
     results = []
@@ -408,10 +435,15 @@ def _best_of(make: Callable[[], Any], tries: int) -> tuple[list[float], Any]:
 
 def codegen_cell(case: str, tries: int = CODEGEN_TRIES) -> dict[str, Any]:
     """gradc's input -> source time for ``case`` in this process: total_s the best of ``tries`` (the first one
-    also warms SymPy's cache; all are in runs_s), the source's line count, the IR op counts and count_ops."""
+    also warms SymPy's cache; all are in runs_s) of what the first value and gradient need; whole_s with the
+    whole standalone module (an expression's Jacobian, Hessian, JVP and HVP kernels too, emitted once on its
+    first use), its line count, the IR op counts and count_ops."""
     make, count_ops = _codegen_maker(case)
     times, module = _best_of(make, tries)
-    return {"status": "ok", "total_s": min(times), "runs_s": times, "lines": len(module.source.splitlines()),
+    t0 = time.perf_counter()
+    source = module.source   # an expression's derivative kernels are emitted only now (the written module's)
+    whole = min(times) + time.perf_counter() - t0
+    return {"status": "ok", "total_s": min(times), "runs_s": times, "whole_s": whole, "lines": len(source.splitlines()),
             "op_counts": dict(module.op_counts), "count_ops": count_ops}
 
 
@@ -423,6 +455,7 @@ def scaling(links: Sequence[int] = SCALING_LINKS, tries: int = CODEGEN_TRIES) ->
         row = {"links": n, **codegen_cell(f"pendulum{n}", tries)}
         row["ir_ops"] = sum(row["op_counts"].values())
         row["ms_per_kop"] = 1e6 * row["total_s"] / row["ir_ops"]
+        row["whole_ms_per_kop"] = 1e6 * row["whole_s"] / row["ir_ops"]
         rows.append(row)
     return rows
 
@@ -460,6 +493,10 @@ def run_case(case: str, columns: Sequence[str] | None = None, repeat: int = 1, t
     if "gradc_new" in wanted:
         say(f"{case}: gradc new (after {primer(case)})")
         cells["gradc_new"] = cell(_repeated(lambda: run_gradc_new(case, timeout), repeat, lambda r: "error" in r))
+    if "gradc_warmed" in wanted:
+        say(f"{case}: gradc after `gradc warmup`")
+        cells["gradc_warmed"] = cell(_repeated(lambda: run_gradc_warmed(case, timeout), repeat,
+                                               lambda r: "error" in r))
     for peer in (p for p in PEERS if p in wanted):
         say(f"{case}: {peer}")
         limit = time_limit(case, peer, timeout)
@@ -515,15 +552,19 @@ def format_codegen(rows: list[dict[str, Any]]) -> str:
         ops = c["op_counts"]
         out.append([r["case"], NA if c["count_ops"] is None else f"{c['count_ops']:,}",
                     f"{ops.get('forward', 0):,} + {ops.get('backward', 0):,}", f"{c['lines']:,}",
-                    " / ".join(_s(t) for t in c["runs_s"])])
-    return _grid(["case", "count_ops", "IR ops fwd + bwd", "source lines", "codegen tries s"], out)
+                    " / ".join(_s(t) for t in c["runs_s"]), _s(c["whole_s"])])
+    return _grid(["case", "count_ops", "IR ops fwd + bwd", "source lines", "codegen tries s", "whole module s"],
+                 out)
 
 
 def format_scaling(rows: list[dict[str, Any]]) -> str:
-    """The scaling table: links, count_ops, IR ops, source lines, best codegen s, ms per 1,000 IR ops."""
-    return _grid(["links", "count_ops", "IR ops", "source lines", "codegen s", "ms / 1,000 IR ops"],
+    """The scaling table: links, count_ops, IR ops, source lines, best codegen s and ms per 1,000 IR ops (to the
+    first gradient; and of the whole module, derivative kernels included)."""
+    return _grid(["links", "count_ops", "IR ops", "source lines", "codegen s", "ms / 1,000 IR ops",
+                  "whole module s", "ms / 1,000 IR ops"],
                  [[str(r["links"]), f"{r['count_ops']:,}", f"{r['ir_ops']:,}", f"{r['lines']:,}",
-                   f"{r['total_s']:.3f}", f"{r['ms_per_kop']:.0f}"] for r in rows])
+                   f"{r['total_s']:.3f}", f"{r['ms_per_kop']:.0f}", f"{r['whole_s']:.3f}",
+                   f"{r['whole_ms_per_kop']:.0f}"] for r in rows])
 
 
 def versions() -> dict[str, str]:

@@ -16,6 +16,7 @@ import os
 import sys
 import tempfile
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
 
@@ -81,12 +82,14 @@ def import_file(path: str | os.PathLike, module_name: str | None = None) -> Modu
     return module
 
 
-def load_source(source: str, shared: tuple[str, str] | None = None) -> ModuleType:
+def load_source(source: str, shared: Sequence[tuple[str, str]] = ()) -> ModuleType:
     """Import generated `source` through its content-addressed cache file (one import per process). `shared`:
-    (name, text) of a support module that `source` imports by that name, imported first the same way."""
+    (name, text) of each module that `source` imports by that name, in order, imported first the same way (a
+    name's stem, `gradc_support_` or `gradc_act_`, is its cache file's)."""
     with _lock:
-        if shared is not None and shared[0] not in sys.modules:
-            import_file(_cached_file(shared[1], "gradc_support_"), shared[0])
+        for name, text in shared:
+            if name not in sys.modules:
+                import_file(_cached_file(text, name.rpartition("_")[0] + "_"), name)
         path = _cached_file(source)
         name = f"gradc_generated.{path.stem}"
         module = sys.modules.get(name)

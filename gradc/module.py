@@ -25,18 +25,28 @@ class CompiledModule:
 
     runtimes: tuple[str, ...] = ()
 
-    def __init__(self, source: str, op_counts: dict[str, int]):
-        self.source = source
+    def __init__(self, source: str | Callable[[], str], op_counts: dict[str, int]):
+        self._source = source                 # the text, or how to emit it when it is first needed
         self.op_counts = op_counts            # {"forward": n, "backward": m} IR operations
         self._module: ModuleType | None = None
+
+    @property
+    def source(self) -> str:
+        """The standalone module's text: what `write` writes."""
+        if not isinstance(self._source, str):
+            self._source = self._source()
+        return self._source
+
+    def _load(self, source: str) -> ModuleType:
+        """Import `source` (its kernels compile on first call, or load from the disk cache)."""
+        linked = support.link(source, self.runtimes)
+        return jit.load_source(source) if linked is None else jit.load_source(*linked)
 
     @property
     def module(self) -> ModuleType:
         """The generated module, imported (and its kernels compiled or loaded from cache) on first use."""
         if self._module is None:
-            linked = support.link(self.source, self.runtimes)
-            self._module = (jit.load_source(self.source) if linked is None
-                            else jit.load_source(linked[0], shared=linked[1:]))
+            self._module = self._load(self.source)
         return self._module
 
     def write(self, path: str | os.PathLike) -> Path:
@@ -52,14 +62,33 @@ class ExprModule(CompiledModule):
 
     runtimes = expr_backend.RUNTIMES
 
-    def __init__(self, source: str, op_counts: dict[str, int], args: Sequence[str], wrt: Sequence[str],
-                 n_outputs: int, program: Any = None, exprs: Sequence[Any] = ()):
+    def __init__(self, source: str | Callable[[], str], op_counts: dict[str, int], args: Sequence[str],
+                 wrt: Sequence[str], n_outputs: int, gradient_source: str | None = None,
+                 program: Any = None, exprs: Sequence[Any] = ()):
         super().__init__(source, op_counts)
         self.args = tuple(args)
         self.wrt = tuple(wrt)
         self.n_outputs = n_outputs
         self.program = program      # the differentiated Program it was emitted from (explain, cost)
         self.exprs = tuple(exprs)   # the SymPy expressions compiled
+        self._gradient_source = gradient_source   # the module without its derivative kernels, if emitted apart
+        self._with_derivatives: ModuleType | None = None
+
+    @property
+    def module(self) -> ModuleType:
+        """The kernels of forward and the gradients, imported on first use. The Jacobian, Hessian, JVP and HVP
+        kernels are emitted (most of a large expression's code) only when one is first asked for: see
+        `module_with_derivatives`."""
+        if self._module is None:
+            self._module = self._load(self.source if self._gradient_source is None else self._gradient_source)
+        return self._module
+
+    @property
+    def module_with_derivatives(self) -> ModuleType:
+        """The whole generated module (the standalone text's), derivative kernels included."""
+        if self._with_derivatives is None:
+            self._with_derivatives = self.module if self._gradient_source is None else self._load(self.source)
+        return self._with_derivatives
 
     def _check_count(self, inputs: tuple) -> None:
         if len(inputs) != len(self.args):
@@ -82,7 +111,7 @@ class ExprModule(CompiledModule):
         return self.module.value_and_grad(*inputs, **cotangents)
 
     def _derivative(self, name: str):
-        function = getattr(self.module, name, None)
+        function = getattr(self.module_with_derivatives, name, None)
         if function is None:
             why = ("it differentiates nothing (wrt is empty)" if not self.wrt else
                    "hvp takes a single expression" if name == "hvp" and self.n_outputs > 1 else
@@ -133,7 +162,7 @@ class ExprModule(CompiledModule):
         return self.program
 
     def _repr_svg_(self) -> str | None:
-        return _display(lambda: self.explain().svg(), self.program is not None and len(self.source) < 400_000)
+        return _display(lambda: self.explain().svg(), self.program is not None and self.op_counts["forward"] <= 400)
 
     def __repr__(self) -> str:
         return f"ExprModule(args={self.args}, wrt={self.wrt}, outputs={self.n_outputs})"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 import threading
@@ -125,16 +126,18 @@ def _compile_expr(expr: Any, args: Sequence[sympy.Symbol] | None, wrt: Sequence[
     arg_names = [x.name for x in program.inputs]
     wrt_names = [x.name for x in program.wrt]
     described = ", ".join(program.origin)
-    source = emit_expr_module(
-        program,
+    emit = functools.partial(
+        emit_expr_module, program,
         source_hash=content_hash(__version__, *(sympy.srepr(e) for e in exprs), repr(arg_names),
                                  repr([arg_names.index(w) for w in wrt_names]), name, program.dtype, repr(debug)),
         regenerate=(f"gradc.compile_expr({_written(described, many, layout)}, "
                     f"args={arg_names}, wrt={wrt_names}, name={name!r}, "
                     f"dtype={program.dtype!r}{', debug=True' if debug else ''}).write(path)"),
-        debug=debug, derivatives=derive(program))
-    return ExprModule(source, program.op_counts(), arg_names, wrt_names, len(program.outputs), program=program,
-                      exprs=exprs)
+        debug=debug)
+    # The derivative kernels are most of a large expression's code: derived and emitted when first asked for
+    # (the standalone text, the Jacobian, ...). Deep expressions recurse: that emission runs in _deep too.
+    return ExprModule(lambda: _deep(lambda: emit(derivatives=derive(program))), program.op_counts(), arg_names,
+                      wrt_names, len(program.outputs), gradient_source=emit(), program=program, exprs=exprs)
 
 
 def expr_program(expr: Any, args: Sequence[sympy.Symbol] | None = None, wrt: Sequence[sympy.Symbol] | None = None,

@@ -25,6 +25,7 @@ chunk of work), which writes into a fresh result array.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -112,15 +113,29 @@ class _AtPoint:
 
     def __init__(self, module: ExprModule):
         kernels = module.module
+        self._module = module
         self.dtype = kernels.DTYPE
         self.m, self.n = len(kernels.OUTPUTS), len(kernels.WRT_INDEX)
         self._number = None if self.dtype == np.float64 else self.dtype.type   # a float is Numba's float64
-        twin = kernels._serial_twin
-        self._rows = twin(kernels._row_kernel)
-        self._value_and_grad = twin(kernels._value_and_grad_kernel)
-        self._jacobian = twin(kernels._jacobian_kernel)
-        self._hessian = twin(kernels._hessian_kernel)
-        self._hvp = twin(kernels._hvp_kernel) if self.m == 1 else None
+        self._rows = kernels._serial_twin(kernels._row_kernel)
+        self._value_and_grad = kernels._serial_twin(kernels._value_and_grad_kernel)
+
+    def _derivative_twin(self, kernel: str):
+        """The serial twin of a derivative kernel (whose code is emitted when first asked for)."""
+        kernels = self._module.module_with_derivatives
+        return kernels._serial_twin(getattr(kernels, kernel))
+
+    @functools.cached_property
+    def _jacobian(self):
+        return self._derivative_twin("_jacobian_kernel")
+
+    @functools.cached_property
+    def _hessian(self):
+        return self._derivative_twin("_hessian_kernel")
+
+    @functools.cached_property
+    def _hvp(self):
+        return self._derivative_twin("_hvp_kernel")
 
     def _cast(self, numbers: list[float]) -> list:
         return numbers if self._number is None else list(map(self._number, numbers))
@@ -326,7 +341,7 @@ class Residuals:
 
     def jac(self, x: Any, *data: Any) -> np.ndarray:
         """∂r_i/∂x_j, shape (n_points, n)."""
-        return self._kernels.jacobian(*self._inputs(x, data)).reshape(-1, self.n)
+        return self.module.jacobian(*self._inputs(x, data)).reshape(-1, self.n)
 
     def __repr__(self) -> str:
         return f"Residuals(x=({_names(self.x_symbols)}), data=({_names(self.data)}))"

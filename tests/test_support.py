@@ -25,7 +25,10 @@ def test_two_networks_share_one_support_module():
     b = gradc.compile_mlp({**_SPEC, "layers": [{"units": 600, "activation": "tanh"}, {"units": 3}]})   # ... these may
     assert a.module._matmul is b.module._matmul and a.module._add_bias is b.module._add_bias
     assert a.module._loss_and_grad is not b.module._loss_and_grad
-    for net in (a, b):   # and they compute what the standalone text does
+    c = gradc.compile_mlp({**_SPEC, "layers": [{"units": 6, "activation": "tanh"}, {"units": 3}]})
+    assert c.module._act_tanh_both is a.module._act_tanh_both            # one activation's loops, one module ...
+    assert b.module._act_tanh_both is not a.module._act_tanh_both        # ... unless they may split (b's may)
+    for net in (a, b, c):   # and they compute what the standalone text does
         params = net.init_params(0)
         X, y = np.random.default_rng(1).standard_normal((7, 5)), np.arange(7) % 3
         loss, grads = net.loss_and_grad(params, X, y)
@@ -47,7 +50,7 @@ def test_shared_text_reads_nothing_of_a_module():
 def test_linking_keeps_the_module_runnable_and_writes_stay_standalone(tmp_path):
     x, y = sp.symbols("x y")
     m = gradc.compile_expr(sp.atan2(y, x) * sp.exp(x / 3))
-    text, name, shared = link(m.source, m.runtimes)
+    text, [(name, shared)] = link(m.source, m.runtimes)
     assert f"from {name} import " in text and "def _serial_twin(" not in text and "def _serial_twin(" in shared
     assert "def _values(" in text   # reads the module's kernels: stays
     written = m.write(tmp_path / "alone.py").read_text()

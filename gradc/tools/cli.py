@@ -88,6 +88,7 @@ and exit with status 2.""")
     _add_show(commands, expr_help)
     _add_check(commands, expr_help)
     _add_bench(commands)
+    _add_warmup(commands)
     _add_explain(commands, expr_help)
     return parser
 
@@ -222,6 +223,23 @@ filled), each in a fresh process, and the generated code's op counts.""",
                        help="also write the full report (each contestant's median, spread, samples) as JSON")
 
 
+def _add_warmup(commands: argparse._SubParsersAction) -> None:
+    """`gradc warmup`: fill this machine's cache with the code every module shares."""
+    warmup = commands.add_parser(
+        "warmup", formatter_class=_FORMAT, help="compile the code every module shares, once for this machine",
+        description="""Compile the support code that every model compiled in-process shares (vector math,
+BLAS binding, losses, optimisers, the built-in activations' loops) and cache it on disk ($GRADC_CACHE_DIR,
+else ~/.cache/gradc), by running small models of each kind through every entry point. Afterwards a new
+model compiles only its own kernels. Takes 1-2 minutes once; a second run only loads the cache.""",
+        epilog="""examples:
+  gradc warmup
+  gradc warmup --dtype float64
+  GRADC_CACHE_DIR=/shared/cache gradc warmup""")
+    warmup.add_argument("--dtype", choices=("float64", "float32", "all"), default="all",
+                        help="warm the code for one dtype only (default: both)")
+    warmup.add_argument("--quiet", action="store_true", help="print only the total")
+
+
 def _add_source(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("spec", nargs="?", metavar="SPEC",
                         help="MLP spec file (" + ", ".join(SPEC_SUFFIXES) + "); or use --expr")
@@ -351,6 +369,16 @@ def cmd_bench(ns: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_warmup(ns: argparse.Namespace) -> int:
+    from gradc.jit import cache_dir
+    from gradc.tools.warmup import warmup
+
+    dtypes = ("float64", "float32") if ns.dtype == "all" else (ns.dtype,)
+    seconds = warmup(dtypes, report=None if ns.quiet else print)
+    print(f"warmed gradc's shared code for {', '.join(dtypes)} in {seconds:.1f} s (cache: {cache_dir()})")
+    return 0
+
+
 def cmd_explain(ns: argparse.Namespace) -> int:
     from gradc.tools.explain import explain_source
 
@@ -371,7 +399,7 @@ def cmd_explain(ns: argparse.Namespace) -> int:
 
 
 COMMANDS = {"compile": cmd_compile, "show": cmd_show, "check": cmd_check, "bench": cmd_bench,
-            "explain": cmd_explain}
+            "warmup": cmd_warmup, "explain": cmd_explain}
 
 
 def _one_line(message: str) -> str:
