@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -16,6 +17,18 @@ from gradc.backend import mlp as mlp_backend
 from gradc.backend import support
 from gradc.errors import UnsupportedError
 from gradc.frontend.spec import parse_optimizer
+
+
+def _lazy(*values: Any) -> bool:
+    """Whether an argument is a Dask collection (then gradc.distributed computes the call); read from the
+    types' modules, so that NumPy calls neither import nor wait for Dask."""
+    return any(type(v).__module__.startswith("dask.") or (type(v) in (list, tuple) and _lazy(*v)) for v in values)
+
+
+def _dask(part: str) -> ModuleType:
+    """A part of gradc's Dask support (gradc/distributed/), imported on the first call with a dask array:
+    Dask is an optional extra."""
+    return importlib.import_module(f"gradc.distributed.{part}")
 
 
 class CompiledModule:
@@ -67,16 +80,22 @@ class ExprModule(CompiledModule):
     def forward(self, *inputs: Any) -> np.ndarray | tuple[np.ndarray, ...]:
         """Value at every point of the broadcast inputs (a tuple for a sequence of expressions)."""
         self._check_count(inputs)
+        if _lazy(*inputs):
+            return _dask("expr").forward(self, inputs)
         return self.module.forward(*inputs)
 
     def grad(self, *inputs: Any, **cotangents: Any) -> tuple[np.ndarray, ...]:
         """Gradient of sum(f) w.r.t. each `wrt` input, shaped like it (a scalar input gets a scalar)."""
         self._check_count(inputs)
+        if _lazy(*inputs, *cotangents.values()):
+            return _dask("expr").value_and_grad(self, inputs, *cotangents.values(), value=False)
         return self.module.grad(*inputs, **cotangents)
 
     def value_and_grad(self, *inputs: Any, **cotangents: Any) -> tuple[Any, tuple[np.ndarray, ...]]:
         """(forward(*inputs), grad(*inputs)) from one pass over the points."""
         self._check_count(inputs)
+        if _lazy(*inputs, *cotangents.values()):
+            return _dask("expr").value_and_grad(self, inputs, *cotangents.values())
         return self.module.value_and_grad(*inputs, **cotangents)
 
     def _derivative(self, name: str):
@@ -92,23 +111,35 @@ class ExprModule(CompiledModule):
         """∂f/∂(each wrt input) at every point (not summed): the batch shape + the output shape (() for an
         expression, (m,) for a sequence, a Matrix's shape) + (len(wrt),)."""
         self._check_count(inputs)
+        if _lazy(*inputs):
+            self._derivative("jacobian")
+            return _dask("expr").per_point(self, "jacobian", inputs)
         return self._derivative("jacobian")(*inputs)
 
     def hessian(self, *inputs: Any) -> np.ndarray:
         """Second derivatives at every point: the batch shape + the output shape + (len(wrt), len(wrt)),
         exactly symmetric."""
         self._check_count(inputs)
+        if _lazy(*inputs):
+            self._derivative("hessian")
+            return _dask("expr").per_point(self, "hessian", inputs)
         return self._derivative("hessian")(*inputs)
 
     def jvp(self, *inputs: Any, tangents: Sequence[Any]) -> tuple[Any, Any]:
         """(forward value, its directional derivative along `tangents`: one per wrt input, broadcasting like
         the inputs), from one forward-mode pass."""
         self._check_count(inputs)
+        if _lazy(*inputs, tangents):
+            self._derivative("jvp")
+            return _dask("expr").per_point(self, "jvp", inputs, tangents)
         return self._derivative("jvp")(*inputs, tangents)
 
     def hvp(self, *inputs: Any, v: Sequence[Any]) -> tuple[np.ndarray, ...]:
         """The Hessian of a single expression times `v` (one array per wrt input) at every point."""
         self._check_count(inputs)
+        if _lazy(*inputs, v):
+            self._derivative("hvp")
+            return _dask("expr").per_point(self, "hvp", inputs, v)
         return self._derivative("hvp")(*inputs, v)
 
     def __repr__(self) -> str:

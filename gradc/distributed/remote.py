@@ -1,0 +1,66 @@
+"""A compiled module as it travels to Dask workers: its source text, compiled once per worker process.
+
+A worker assumes nothing of the client's disk: it receives the module's text (tens of kilobytes), links
+and imports it through its own content-addressed cache ($GRADC_CACHE_DIR of the worker's environment),
+and keeps the import in a module-level table keyed by the text's digest, so every later task of the same
+module in that process reuses it.
+"""
+
+from __future__ import annotations
+
+import threading
+from types import ModuleType
+
+from gradc.jit import source_digest
+
+_LOADED: dict[str, ModuleType] = {}   # source digest -> the imported module, in this process
+_LOCK = threading.Lock()
+
+
+class Kernel:
+    """A module's source text and runtimes: small, picklable, and identified by the text's digest (its Dask
+    token), so that a graph naming it twice ships it once."""
+
+    def __init__(self, source: str, runtimes: tuple[str, ...]):
+        self.source = source
+        self.runtimes = tuple(runtimes)
+        self.digest = source_digest(source)
+
+    def __dask_tokenize__(self) -> tuple[str, str]:
+        return ("gradc.Kernel", self.digest)
+
+    @property
+    def module(self) -> ModuleType:
+        """The imported module in this process (compiled, or loaded from this machine's cache, on first use)."""
+        module = _LOADED.get(self.digest)
+        if module is None:
+            with _LOCK:
+                module = _LOADED.get(self.digest)
+                if module is None:
+                    module = _LOADED[self.digest] = _import(self.source, self.runtimes)
+        return module
+
+    def __repr__(self) -> str:
+        return f"Kernel({self.digest[:12]})"
+
+
+def _import(source: str, runtimes: tuple[str, ...]) -> ModuleType:
+    """Import `source` as CompiledModule.module does (linked to this machine's shared support module)."""
+    from gradc.module import CompiledModule
+
+    compiled = CompiledModule(source, {})
+    compiled.runtimes = runtimes
+    return compiled.module
+
+
+def kernel_of(compiled) -> Kernel:
+    """The Kernel of a CompiledModule (made once per module object)."""
+    kernel = getattr(compiled, "_kernel", None)
+    if kernel is None or kernel.source is not compiled.source:
+        kernel = compiled._kernel = Kernel(compiled.source, compiled.runtimes)
+    return kernel
+
+
+def loaded_files() -> list[str]:
+    """The files of the modules this process has imported through Kernels (what a test asks a worker)."""
+    return sorted(str(getattr(m, "__file__", "")) for m in _LOADED.values())
