@@ -180,14 +180,20 @@ class MLPModule(CompiledModule):
 
     def forward(self, params: dict[str, np.ndarray], X: np.ndarray) -> np.ndarray:
         """The last layer's activations, shape (N, units of the last layer)."""
+        if _lazy(X):
+            return _dask("mlp").rowwise(self, "forward", params, X)
         return self.module.forward(params, X)
 
     def loss(self, params: dict[str, np.ndarray], X: np.ndarray, Y: np.ndarray) -> float:
+        if _lazy(X, Y):
+            return _dask("mlp").loss_and_grad(self, params, X, Y, grads=False)
         return self.module.loss(params, X, Y)
 
     def loss_and_grad(self, params: dict[str, np.ndarray], X: np.ndarray,
                       Y: np.ndarray) -> tuple[float, dict[str, np.ndarray]]:
         """(loss, gradients keyed and shaped like params)."""
+        if _lazy(X, Y):
+            return _dask("mlp").loss_and_grad(self, params, X, Y)
         return self.module.loss_and_grad(params, X, Y)
 
     def sgd_step(self, params: dict[str, np.ndarray], X: np.ndarray, Y: np.ndarray, lr: float) -> float:
@@ -219,10 +225,14 @@ class MLPModule(CompiledModule):
 
     def predict(self, params: dict[str, np.ndarray], X: np.ndarray) -> np.ndarray:
         """Class indices (softmax_cross_entropy, hinge), 0/1 per output (binary_cross_entropy) or outputs."""
+        if _lazy(X):
+            return _dask("mlp").rowwise(self, "predict", params, X)
         return self.module.predict(params, X)
 
     def predict_proba(self, params: dict[str, np.ndarray], X: np.ndarray) -> np.ndarray:
         """Class probabilities (softmax_cross_entropy: rows sum to 1; binary_cross_entropy: per output)."""
+        if _lazy(X):
+            return _dask("mlp").rowwise(self, "predict_proba", params, X)
         return self.module.predict_proba(params, X)
 
     def save_params(self, params: dict[str, np.ndarray], path: str | os.PathLike[str]) -> None:
