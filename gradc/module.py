@@ -215,10 +215,22 @@ class MLPModule(CompiledModule):
             validation: tuple[np.ndarray, np.ndarray] | None = None, progress: bool = True,
             callback: Callable[[int, dict[str, list[float]]], Any] | None = None,
             optimizer: Mapping[str, Any] | str | None = None,
-            state: dict[str, np.ndarray] | None = None) -> dict[str, list[float]]:
+            state: dict[str, np.ndarray] | None = None, strategy: str = "sync",
+            sync_every: int | None = None) -> dict[str, list[float]]:
         """Train params in place with the spec's optimizer (or `optimizer`), each epoch one compiled call
         (shuffle, mini-batch steps, running loss); returns {"loss", "val_loss", "val_accuracy"} per epoch
-        (the validation entries with `validation`). See the generated module's fit."""
+        (the validation entries with `validation`). See the generated module's fit.
+
+        With dask X and Y, trains on the current distributed Client (or Dask's threads): `strategy` "sync",
+        synchronous data-parallel steps (fit's trajectory in memory), or "local", local epochs on each chunk
+        averaged every `sync_every` steps (see gradc/distributed/train.py)."""
+        if _lazy(X, Y):
+            return _dask("train").fit(self, params, X, Y, epochs=epochs, batch_size=batch_size, shuffle=shuffle,
+                                      seed=seed, validation=validation, progress=progress, callback=callback,
+                                      optimizer=_optimizer(optimizer), state=state, strategy=strategy,
+                                      sync_every=sync_every)
+        if strategy != "sync" or sync_every is not None:
+            raise ValueError("strategy and sync_every apply to dask arrays; X and Y are in memory")
         return self.module.fit(params, X, Y, epochs=epochs, batch_size=batch_size, shuffle=shuffle, seed=seed,
                                validation=validation, progress=progress, callback=callback,
                                optimizer=_optimizer(optimizer), state=state)
