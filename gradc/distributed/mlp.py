@@ -150,7 +150,7 @@ def rowwise(net, method: str, params: dict[str, np.ndarray], X: Any) -> da.Array
     outputs = net.spec.layers[-1].units
     labels = method == "predict" and loss in ("softmax_cross_entropy", "hinge")
     dtype = np.int64 if method == "predict" and loss != "mse" and loss != "sum_squared" else np.dtype(net.spec.dtype)
-    kernel = dask.delayed(kernel_of(net), pure=True)
+    kernel = dask.delayed(data_kernel(net), pure=True)   # L2 changes no output: the workers' one module
     shared = dask.delayed(_plain(params), pure=True)
     if labels:
         return X.map_blocks(_apply, kernel, method, shared, meta=np.empty((0,), dtype), drop_axis=1,

@@ -43,8 +43,10 @@ def _order(n, shuffle, seed):
 
 
 def _current_client() -> Any:
-    """The current distributed Client, or None (then Dask's threaded scheduler runs the tasks here)."""
-    if "distributed" not in sys.modules:
+    """The current distributed Client, or None (then Dask's threaded scheduler runs the tasks here): none where
+    Dask's configuration names another scheduler (`dask.config.set(scheduler="threads")`), as for compute."""
+    if "distributed" not in sys.modules or dask.config.get("scheduler", None) not in (None, "dask.distributed",
+                                                                                        "distributed"):
         return None
     from distributed import default_client
 
