@@ -91,7 +91,8 @@ class Chunks:
         if self.client is None:
             tasks = [dask.delayed(fn, pure=False)(self.kernel, self.data[c], *args, shared) for c, args in calls]
             return list(dask.compute(*tasks, scheduler="threads"))
-        shared = self.client.submit(_same, shared, pure=False)
+        # `shared` goes with each task: a future of it would cost the step a round trip more (a task to hold it,
+        # then each worker fetching it) than its bytes, the parameters, cost to send again per chunk
         futures = [self.client.submit(fn, self.kernel, self.data[c], *args, shared, pure=False) for c, args in calls]
         return self.client.gather(futures)
 
