@@ -21,8 +21,9 @@ Measured:
   before them, against the bytes of one chunk of X;
 * synchronous ``fit``: the time of one step on the cluster (the difference between 3 epochs and 1, over the
   steps between them, so the one-off chunk generation cancels) against the compute of one step in memory
-  (``step`` on one batch in this process), and the bytes that travel per step (parameters out, one float64
-  gradient per chunk back); one epoch of the local strategy (averaging once per epoch) beside one of sync.
+  (``step`` on one batch in this process), and the bytes that travel per step (the parameters out with each
+  chunk's task, one float64 gradient per chunk back); one epoch of the local strategy (averaging once per
+  epoch) beside one of sync.
 """
 
 from __future__ import annotations
@@ -189,7 +190,7 @@ def sync_training(net, params, X, labels, batch: int, workers: int) -> dict[str,
             "overhead_per_step_s": per_step - compute / workers,
             "local_epoch_s": (runs["local", 3] - runs["local", 1]) / 2,
             "sync_epoch_s": (runs["sync", 3] - runs["sync", 1]) / 2, "param_bytes": param_bytes, "chunks": chunks,
-            "bytes_per_step": param_bytes * workers + 8 * sum(v.size for v in params.values()) * chunks}
+            "bytes_per_step": (param_bytes + 8 * sum(v.size for v in params.values())) * chunks}
 
 
 def main(argv: list[str] | None = None) -> int:
