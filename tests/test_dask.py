@@ -34,20 +34,29 @@ def workers_cache(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def client(workers_cache):
+def net():
+    return gradc.compile_mlp(SPEC)
+
+
+def _compile(kernel: remote.Kernel) -> None:
+    """Compile (or load) the kernels of the network's module in this process: its first loss and gradients."""
+    kernel.module.loss_and_grad(kernel.module.init_params(), np.zeros((2, 8)), np.zeros(2, np.int64))
+
+
+@pytest.fixture(scope="module")
+def client(workers_cache, net):
     """A LocalCluster of two single-threaded worker processes whose GRADC_CACHE_DIR is not the client's, and a
-    Client to it (the default client while this module's tests run)."""
+    Client to it (the default client while this module's tests run). The network's module is compiled on one
+    worker before the other loads it from their cache: two cold compiles at once would take both cores."""
     root = str(Path(gradc.__file__).resolve().parents[1])   # the workers import this gradc
     path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)
     env = {"GRADC_CACHE_DIR": str(workers_cache), "PYTHONPATH": path, "GRADC_THREADS": "1"}
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
                                   env=env, silence_logs=40) as cluster, distributed.Client(cluster) as c:
+        kernel = mlp.data_kernel(net)
+        for worker in c.scheduler_info()["workers"]:
+            c.submit(_compile, kernel, workers=[worker], pure=False).result()
         yield c
-
-
-@pytest.fixture(scope="module")
-def net():
-    return gradc.compile_mlp(SPEC)
 
 
 def _data(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -203,3 +212,30 @@ def test_threaded_scheduler(net):
     assert abs(dloss - loss) <= 1e-12 * abs(loss)
     for name in memory:
         np.testing.assert_allclose(local[name], memory[name], rtol=0, atol=1e-12)
+
+
+def test_array_inputs_and_matrix_outputs_blockwise():
+    """An input with axes of its own (an IndexedBase: one row of data per point) travels whole in each block;
+    a Matrix's value and derivatives keep its axes; the threaded scheduler runs them."""
+    n = 6
+    data, j = sp.IndexedBase("d", shape=(n,)), sp.Symbol("j", integer=True)
+    mu, s, x, y = sp.symbols("mu s x y")
+    e = sp.Sum(-(data[j] - mu) ** 2 / (2 * s ** 2) - sp.log(s), (j, 0, n - 1))
+    m = gradc.compile_expr(e, [data, mu, s], wrt=[mu, s])
+    rng = np.random.default_rng(2)
+    D, M = rng.normal(size=(900, n)), rng.normal(size=900)
+    dD, dM = da.from_array(D, chunks=(200, 3)), da.from_array(M, chunks=300)
+    matrix = gradc.compile_expr(sp.Matrix([[x * y, sp.sin(x)], [y ** 2, x + y]]), [x, y])
+    with dask.config.set(scheduler="threads"):
+        value, (g_mu, g_s) = dask.compute(*m.value_and_grad(dD, dM, 1.3))
+        hessian, hvp = dask.compute(m.hessian(dD, dM, 1.3), m.hvp(dD, dM, 1.3, v=(1.0, dM)))
+        matrix_value, jacobian = dask.compute(matrix.forward(dM, 2.0), matrix.jacobian(dM, 2.0))
+    want_value, (want_mu, want_s) = m.value_and_grad(D, M, 1.3)
+    np.testing.assert_allclose(value, want_value, rtol=1e-14)
+    np.testing.assert_allclose(g_mu, want_mu, rtol=1e-14)
+    assert np.shape(g_s) == () and g_s == pytest.approx(want_s, rel=1e-12)
+    np.testing.assert_allclose(hessian, m.hessian(D, M, 1.3), rtol=1e-14)
+    for got, want in zip(hvp, m.hvp(D, M, 1.3, v=(1.0, M))):
+        np.testing.assert_allclose(got, want, rtol=1e-14)
+    np.testing.assert_allclose(matrix_value, matrix.forward(M, 2.0), rtol=1e-15)
+    np.testing.assert_allclose(jacobian, matrix.jacobian(M, 2.0), rtol=1e-15)
