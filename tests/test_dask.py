@@ -239,3 +239,14 @@ def test_array_inputs_and_matrix_outputs_blockwise():
         np.testing.assert_allclose(got, want, rtol=1e-14)
     np.testing.assert_allclose(matrix_value, matrix.forward(M, 2.0), rtol=1e-15)
     np.testing.assert_allclose(jacobian, matrix.jacobian(M, 2.0), rtol=1e-15)
+
+
+def test_workers_keep_freed_memory_unless_told_otherwise():
+    """distributed's nanny gives every worker MALLOC_TRIM_THRESHOLD_; gradc keeps freed arrays' memory there
+    all the same, but not where the user set another value or turned the tuning off."""
+    default = str(dask.config.get("distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_"))
+    glibc = __import__("platform").libc_ver()[0] == "glibc"
+    assert remote._retain_freed_memory_on_a_worker({"MALLOC_TRIM_THRESHOLD_": default}) is glibc
+    assert not remote._retain_freed_memory_on_a_worker({"MALLOC_TRIM_THRESHOLD_": "12345"})
+    assert not remote._retain_freed_memory_on_a_worker({"MALLOC_TRIM_THRESHOLD_": default,
+                                                        "GRADC_MALLOC_TUNING": "0"})

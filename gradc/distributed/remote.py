@@ -8,7 +8,10 @@ module in that process reuses it.
 
 from __future__ import annotations
 
+import os
+import sys
 import threading
+from collections.abc import Mapping
 from types import ModuleType
 
 from gradc.jit import source_digest
@@ -44,9 +47,31 @@ class Kernel:
         return f"Kernel({self.digest[:12]})"
 
 
+def _retain_freed_memory_on_a_worker(environ: Mapping[str, str] = os.environ) -> bool:
+    """Keep freed arrays' memory for the next task (gradc/runtime/heap.py) in a worker process whose only malloc
+    setting is the one distributed's nanny gives every worker (MALLOC_TRIM_THRESHOLD_, from its
+    `distributed.nanny.pre-spawn-environ` config): a generated module leaves malloc alone where the environment
+    tunes it, and under that setting each task faults its arrays' pages in again, which made a worker's
+    training step twice as slow as the same step in memory. A value the user chose, GRADC_MALLOC_TUNING=0, or
+    any other malloc tunable is left alone. Returns whether it tuned."""
+    value = environ.get("MALLOC_TRIM_THRESHOLD_")
+    if value is None or "distributed" not in sys.modules:
+        return False
+    import dask
+
+    if str(dask.config.get("distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_", None)) != value:
+        return False
+    from gradc.runtime.heap import _retain_freed_memory
+
+    return _retain_freed_memory({k: v for k, v in environ.items() if k != "MALLOC_TRIM_THRESHOLD_"})
+
+
 def _import(source: str, runtimes: tuple[str, ...]) -> ModuleType:
     """Import `source` as CompiledModule.module does (linked to this machine's shared support module)."""
     from gradc.module import CompiledModule
+
+    if not _LOADED:   # the process's first module
+        _retain_freed_memory_on_a_worker()
 
     compiled = CompiledModule(source, {})
     compiled.runtimes = runtimes
