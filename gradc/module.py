@@ -22,7 +22,11 @@ from gradc.frontend.spec import parse_optimizer
 def _lazy(*values: Any) -> bool:
     """Whether an argument is a Dask collection (then gradc.distributed computes the call); read from the
     types' modules, so that NumPy calls neither import nor wait for Dask."""
-    return any(type(v).__module__.startswith("dask.") or (type(v) in (list, tuple) and _lazy(*v)) for v in values)
+    for value in values:   # a loop, not any(...): a training loop's loss_and_grad pays for this check
+        kind = type(value)
+        if kind.__module__.startswith("dask.") or ((kind is list or kind is tuple) and _lazy(*value)):
+            return True
+    return False
 
 
 def _dask(part: str) -> ModuleType:
@@ -88,14 +92,14 @@ class ExprModule(CompiledModule):
         """Gradient of sum(f) w.r.t. each `wrt` input, shaped like it (a scalar input gets a scalar)."""
         self._check_count(inputs)
         if _lazy(*inputs, *cotangents.values()):
-            return _dask("expr").value_and_grad(self, inputs, *cotangents.values(), value=False)
+            return _dask("expr").value_and_grad(self, inputs, value=False, **cotangents)
         return self.module.grad(*inputs, **cotangents)
 
     def value_and_grad(self, *inputs: Any, **cotangents: Any) -> tuple[Any, tuple[np.ndarray, ...]]:
         """(forward(*inputs), grad(*inputs)) from one pass over the points."""
         self._check_count(inputs)
         if _lazy(*inputs, *cotangents.values()):
-            return _dask("expr").value_and_grad(self, inputs, *cotangents.values())
+            return _dask("expr").value_and_grad(self, inputs, **cotangents)
         return self.module.value_and_grad(*inputs, **cotangents)
 
     def _derivative(self, name: str):

@@ -212,6 +212,23 @@ def test_threaded_scheduler(net):
     assert abs(dloss - loss) <= 1e-12 * abs(loss)
     for name in memory:
         np.testing.assert_allclose(local[name], memory[name], rtol=0, atol=1e-12)
+    assert net.fit(local, da.from_array(X, chunks=(700, 8)), labels, epochs=0) == {"loss": []}
+    with pytest.raises(ValueError, match="strategy"):
+        net.fit(local, X, labels, epochs=1, strategy="local")
+
+
+def test_sequence_cotangents_blockwise():
+    x, y = sp.symbols("x y")
+    f = gradc.compile_expr([sp.sin(x) * y, x * y], [x, y])
+    X = np.random.default_rng(3).standard_normal((500, 4))
+    dX = da.from_array(X, chunks=(120, 3))
+    with dask.config.set(scheduler="threads"):
+        grads = dask.compute(*f.grad(dX, 0.7, cotangents=[dX, 2.0]))
+        values = dask.compute(*f.forward(dX, 0.7))
+    for got, want in zip(grads, f.grad(X, 0.7, cotangents=[X, 2.0])):
+        np.testing.assert_allclose(got, want, rtol=1e-12)
+    for got, want in zip(values, f.forward(X, 0.7)):
+        np.testing.assert_allclose(got, want, rtol=1e-15)
 
 
 def test_array_inputs_and_matrix_outputs_blockwise():

@@ -1,7 +1,7 @@
 """gradc on Dask: compiled modules applied to `dask.array` inputs, on a `distributed` cluster or Dask's threads.
 
-The methods of ExprModule and MLPModule hand dask arrays here (gradc/module.py checks an argument's type
-without importing Dask); NumPy inputs never reach this package, so Dask stays an optional extra
+The methods of ExprModule and MLPModule hand dask arrays here (gradc/module.py's `_lazy` checks an argument's
+type without importing Dask); NumPy inputs never reach this package, so Dask stays an optional extra
 (`pip install 'gradc[dask]'`).
 
 - expr.py: expression modules blockwise (forward, grad, value_and_grad, jacobian, hessian, jvp, hvp); the
@@ -10,19 +10,3 @@ without importing Dask); NumPy inputs never reach this package, so Dask stays an
 - train.py: fit on dask arrays, synchronous data-parallel steps or local epochs with parameter averaging.
 - remote.py: how a module reaches a worker: as its source text, compiled once per worker process.
 """
-
-from __future__ import annotations
-
-from typing import Any
-
-
-def is_lazy(*values: Any) -> bool:
-    """Whether any of `values` (or of the sequences among them) is a Dask collection, read from its type's
-    module alone: a process that never imported Dask cannot hold one."""
-    for value in values:
-        if isinstance(value, (list, tuple)):
-            if is_lazy(*value):
-                return True
-        elif type(value).__module__.startswith("dask."):
-            return True
-    return False

@@ -206,7 +206,7 @@ def _cotangent_terms(module, cotangents: Any) -> tuple[list[Any], list[tuple[int
     return cotangents, [()] * len(cotangents), "list"
 
 
-def value_and_grad(compiled, inputs: Sequence[Any], cotangents: Any = None, value: bool = True) -> Any:
+def value_and_grad(compiled, inputs: Sequence[Any], value: bool = True, *, cotangents: Any = None) -> Any:
     """ExprModule.value_and_grad (or, without `value`, grad) on dask inputs, from one pass over the blocks."""
     module = compiled.module
     extra, extra_own, mode = _cotangent_terms(module, cotangents)

@@ -214,12 +214,14 @@ def fit(net, params: dict[str, np.ndarray], X: Any, Y: Any, epochs: int = 10, ba
     state = m.init_state(params) if state is None else state
     moments = m._moments(state)
     validation = _validation_set(m, validation)
-    chunks = Chunks(mlp.data_kernel(net) if strategy == "sync" else kernel_of(net), X, Y)
     history: dict[str, list[float]] = {"loss": []}
     if validation is not None:
         history["val_loss"] = []
         if m.LOSS not in ("mse", "sum_squared"):
             history["val_accuracy"] = []
+    if epochs == 0:   # nothing to train: the data is not computed
+        return history
+    chunks = Chunks(mlp.data_kernel(net) if strategy == "sync" else kernel_of(net), X, Y)
     seeds = np.random.default_rng(seed).integers(0, 2 ** 31 - 1, size=epochs)
     bar = m._progress(epochs, progress)
     try:
