@@ -156,9 +156,9 @@ class _Call:
     """One blockwise call of a module's function on dask inputs (and its extra terms: tangents or cotangents)."""
 
     def __init__(self, compiled, inputs: Sequence[Any], extra: Sequence[Any] = (), extra_own=None,
-                 extra_names=()):
+                 extra_names=(), derivatives: bool = False):
         self.module = module = compiled.module
-        self.kernel = dask.delayed(kernel_of(compiled), pure=True)
+        self.kernel = dask.delayed(kernel_of(compiled, derivatives), pure=True)
         own = [*module.ARG_SHAPES, *(extra_own or [()] * len(extra))]
         self.plan = _Plan([*inputs, *extra], own, [*module.ARGS, *extra_names])
         self.n_inputs = len(inputs)
@@ -229,7 +229,7 @@ def per_point(compiled, method: str, inputs: Sequence[Any], extra: Sequence[Any]
         raise ValueError(f"expected {wrt} {'tangents' if method == 'jvp' else 'v arrays'} "
                          f"(one per argument of WRT), got {len(extra)}")
     names = [f"tangent of {module.ARGS[k]}" for k in module.WRT_INDEX][: len(extra)]
-    call = _Call(compiled, inputs, extra, None, names)
+    call = _Call(compiled, inputs, extra, None, names, derivatives=True)
     tmp = call.run(method)
     outputs = _output_shapes(module)
     out_shape = outputs[0] if module.LAYOUT is not None else (len(outputs),) if module.SEQUENCE else ()

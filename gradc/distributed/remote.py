@@ -78,11 +78,16 @@ def _import(source: str, runtimes: tuple[str, ...]) -> ModuleType:
     return compiled.module
 
 
-def kernel_of(compiled) -> Kernel:
-    """The Kernel of a CompiledModule (made once per module object)."""
-    kernel = getattr(compiled, "_kernel", None)
-    if kernel is None or kernel.source is not compiled.source:
-        kernel = compiled._kernel = Kernel(compiled.source, compiled.runtimes)
+def kernel_of(compiled, derivatives: bool = False) -> Kernel:
+    """The Kernel of a CompiledModule (made once per module object and kind). An expression module that emits
+    its Jacobian, Hessian, JVP and HVP kernels apart (`_gradient_source`, the text without them) sends that text
+    unless `derivatives` are asked for: forward and the gradients need no more, and emitting the rest costs."""
+    partial = None if derivatives else getattr(compiled, "_gradient_source", None)
+    source = compiled.source if partial is None else partial
+    kernels = compiled.__dict__.setdefault("_kernels", {})
+    kernel = kernels.get(derivatives)
+    if kernel is None or kernel.source is not source:
+        kernel = kernels[derivatives] = Kernel(source, compiled.runtimes)
     return kernel
 
 
