@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -16,6 +17,22 @@ from gradc.backend import mlp as mlp_backend
 from gradc.backend import support
 from gradc.errors import UnsupportedError
 from gradc.frontend.spec import parse_optimizer
+
+
+def _lazy(*values: Any) -> bool:
+    """Whether an argument is a Dask collection (then gradc.distributed computes the call); read from the
+    types' modules, so that NumPy calls neither import nor wait for Dask."""
+    for value in values:   # a loop, not any(...): a training loop's loss_and_grad pays for this check
+        kind = type(value)
+        if kind.__module__.startswith("dask.") or ((kind is list or kind is tuple) and _lazy(*value)):
+            return True
+    return False
+
+
+def _dask(part: str) -> ModuleType:
+    """A part of gradc's Dask support (gradc/distributed/), imported on the first call with a dask array:
+    Dask is an optional extra."""
+    return importlib.import_module(f"gradc.distributed.{part}")
 
 
 class CompiledModule:
@@ -98,16 +115,22 @@ class ExprModule(CompiledModule):
     def forward(self, *inputs: Any) -> np.ndarray | tuple[np.ndarray, ...]:
         """Value at every point of the broadcast inputs (a tuple for a sequence of expressions)."""
         self._check_count(inputs)
+        if _lazy(*inputs):
+            return _dask("expr").forward(self, inputs)
         return self.module.forward(*inputs)
 
     def grad(self, *inputs: Any, **cotangents: Any) -> tuple[np.ndarray, ...]:
         """Gradient of sum(f) w.r.t. each `wrt` input, shaped like it (a scalar input gets a scalar)."""
         self._check_count(inputs)
+        if _lazy(*inputs, *cotangents.values()):
+            return _dask("expr").value_and_grad(self, inputs, value=False, **cotangents)
         return self.module.grad(*inputs, **cotangents)
 
     def value_and_grad(self, *inputs: Any, **cotangents: Any) -> tuple[Any, tuple[np.ndarray, ...]]:
         """(forward(*inputs), grad(*inputs)) from one pass over the points."""
         self._check_count(inputs)
+        if _lazy(*inputs, *cotangents.values()):
+            return _dask("expr").value_and_grad(self, inputs, **cotangents)
         return self.module.value_and_grad(*inputs, **cotangents)
 
     def _derivative(self, name: str):
@@ -123,23 +146,35 @@ class ExprModule(CompiledModule):
         """∂f/∂(each wrt input) at every point (not summed): the batch shape + the output shape (() for an
         expression, (m,) for a sequence, a Matrix's shape) + (len(wrt),)."""
         self._check_count(inputs)
+        if _lazy(*inputs):
+            self._derivative("jacobian")
+            return _dask("expr").per_point(self, "jacobian", inputs)
         return self._derivative("jacobian")(*inputs)
 
     def hessian(self, *inputs: Any) -> np.ndarray:
         """Second derivatives at every point: the batch shape + the output shape + (len(wrt), len(wrt)),
         exactly symmetric."""
         self._check_count(inputs)
+        if _lazy(*inputs):
+            self._derivative("hessian")
+            return _dask("expr").per_point(self, "hessian", inputs)
         return self._derivative("hessian")(*inputs)
 
     def jvp(self, *inputs: Any, tangents: Sequence[Any]) -> tuple[Any, Any]:
         """(forward value, its directional derivative along `tangents`: one per wrt input, broadcasting like
         the inputs), from one forward-mode pass."""
         self._check_count(inputs)
+        if _lazy(*inputs, tangents):
+            self._derivative("jvp")
+            return _dask("expr").per_point(self, "jvp", inputs, tangents)
         return self._derivative("jvp")(*inputs, tangents)
 
     def hvp(self, *inputs: Any, v: Sequence[Any]) -> tuple[np.ndarray, ...]:
         """The Hessian of a single expression times `v` (one array per wrt input) at every point."""
         self._check_count(inputs)
+        if _lazy(*inputs, v):
+            self._derivative("hvp")
+            return _dask("expr").per_point(self, "hvp", inputs, v)
         return self._derivative("hvp")(*inputs, v)
 
     def explain(self, at: Mapping[Any, float] | None = None):
@@ -202,14 +237,20 @@ class MLPModule(CompiledModule):
 
     def forward(self, params: dict[str, np.ndarray], X: np.ndarray) -> np.ndarray:
         """The last layer's activations, shape (N, units of the last layer)."""
+        if _lazy(X):
+            return _dask("mlp").rowwise(self, "forward", params, X)
         return self.module.forward(params, X)
 
     def loss(self, params: dict[str, np.ndarray], X: np.ndarray, Y: np.ndarray) -> float:
+        if _lazy(X, Y):
+            return _dask("mlp").loss_and_grad(self, params, X, Y, grads=False)
         return self.module.loss(params, X, Y)
 
     def loss_and_grad(self, params: dict[str, np.ndarray], X: np.ndarray,
                       Y: np.ndarray) -> tuple[float, dict[str, np.ndarray]]:
         """(loss, gradients keyed and shaped like params)."""
+        if _lazy(X, Y):
+            return _dask("mlp").loss_and_grad(self, params, X, Y)
         return self.module.loss_and_grad(params, X, Y)
 
     def sgd_step(self, params: dict[str, np.ndarray], X: np.ndarray, Y: np.ndarray, lr: float) -> float:
@@ -231,20 +272,36 @@ class MLPModule(CompiledModule):
             validation: tuple[np.ndarray, np.ndarray] | None = None, progress: bool = True,
             callback: Callable[[int, dict[str, list[float]]], Any] | None = None,
             optimizer: Mapping[str, Any] | str | None = None,
-            state: dict[str, np.ndarray] | None = None) -> dict[str, list[float]]:
+            state: dict[str, np.ndarray] | None = None, strategy: str = "sync",
+            sync_every: int | None = None) -> dict[str, list[float]]:
         """Train params in place with the spec's optimizer (or `optimizer`), each epoch one compiled call
         (shuffle, mini-batch steps, running loss); returns {"loss", "val_loss", "val_accuracy"} per epoch
-        (the validation entries with `validation`). See the generated module's fit."""
+        (the validation entries with `validation`). See the generated module's fit.
+
+        With dask X and Y, trains on the current distributed Client (or Dask's threads): `strategy` "sync",
+        synchronous data-parallel steps (fit's trajectory in memory), or "local", local epochs on each chunk
+        averaged every `sync_every` steps (see gradc/distributed/train.py)."""
+        if _lazy(X, Y):
+            return _dask("train").fit(self, params, X, Y, epochs=epochs, batch_size=batch_size, shuffle=shuffle,
+                                      seed=seed, validation=validation, progress=progress, callback=callback,
+                                      optimizer=_optimizer(optimizer), state=state, strategy=strategy,
+                                      sync_every=sync_every)
+        if strategy != "sync" or sync_every is not None:
+            raise ValueError("strategy and sync_every apply to dask arrays; X and Y are in memory")
         return self.module.fit(params, X, Y, epochs=epochs, batch_size=batch_size, shuffle=shuffle, seed=seed,
                                validation=validation, progress=progress, callback=callback,
                                optimizer=_optimizer(optimizer), state=state)
 
     def predict(self, params: dict[str, np.ndarray], X: np.ndarray) -> np.ndarray:
         """Class indices (softmax_cross_entropy, hinge), 0/1 per output (binary_cross_entropy) or outputs."""
+        if _lazy(X):
+            return _dask("mlp").rowwise(self, "predict", params, X)
         return self.module.predict(params, X)
 
     def predict_proba(self, params: dict[str, np.ndarray], X: np.ndarray) -> np.ndarray:
         """Class probabilities (softmax_cross_entropy: rows sum to 1; binary_cross_entropy: per output)."""
+        if _lazy(X):
+            return _dask("mlp").rowwise(self, "predict_proba", params, X)
         return self.module.predict_proba(params, X)
 
     def save_params(self, params: dict[str, np.ndarray], path: str | os.PathLike[str]) -> None:
