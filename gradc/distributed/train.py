@@ -214,11 +214,7 @@ def fit(net, params: dict[str, np.ndarray], X: Any, Y: Any, epochs: int = 10, ba
     state = m.init_state(params) if state is None else state
     moments = m._moments(state)
     validation = _validation_set(m, validation)
-    history: dict[str, list[float]] = {"loss": []}
-    if validation is not None:
-        history["val_loss"] = []
-        if m.LOSS not in ("mse", "sum_squared"):
-            history["val_accuracy"] = []
+    history: dict[str, list[float]] = m._history(validation)
     if epochs == 0:   # nothing to train: the data is not computed
         return history
     chunks = Chunks(mlp.data_kernel(net) if strategy == "sync" else kernel_of(net), X, Y)
@@ -233,16 +229,7 @@ def fit(net, params: dict[str, np.ndarray], X: Any, Y: Any, epochs: int = 10, ba
             else:
                 mean = _local_epoch(net, chunks, params, state, options, batch_size, shuffle, int(seeds[epoch]),
                                     sync_every)
-            history["loss"].append(float(mean))
-            text = f"loss {mean:.4g}"
-            if validation is not None:
-                history["val_loss"].append(float(m.loss(params, *validation)))
-                text += f", val_loss {history['val_loss'][-1]:.4g}"
-                if "val_accuracy" in history:
-                    history["val_accuracy"].append(m._accuracy(params, *validation))
-                    text += f", val_accuracy {history['val_accuracy'][-1]:.4f}"
-            bar.set_postfix_str(text)
-            bar.update(1)
+            m._record_epoch(history, mean, params, validation, bar)
             if callback is not None and callback(epoch, history):
                 break
     finally:

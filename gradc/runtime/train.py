@@ -238,6 +238,31 @@ def _accuracy(params, X, Y):
     return float(np.mean(predict(params, X) == _labels(Y)))
 
 
+def _history(validation):
+    """fit's empty history: the loss per epoch; with a validation set its loss, and its accuracy where the loss
+    classifies."""
+    history = {"loss": []}
+    if validation is not None:
+        history["val_loss"] = []
+        if LOSS != "mse" and LOSS != "sum_squared":
+            history["val_accuracy"] = []
+    return history
+
+
+def _record_epoch(history, mean, params, validation, bar):
+    """Append an epoch's training loss `mean` (and the validation scores) to `history`; show them on `bar`."""
+    history["loss"].append(float(mean))
+    text = f"loss {mean:.4g}"
+    if validation is not None:
+        history["val_loss"].append(float(loss(params, *validation)))
+        text += f", val_loss {history['val_loss'][-1]:.4g}"
+        if "val_accuracy" in history:
+            history["val_accuracy"].append(_accuracy(params, *validation))
+            text += f", val_accuracy {history['val_accuracy'][-1]:.4f}"
+    bar.set_postfix_str(text)
+    bar.update(1)
+
+
 def fit(params, X, Y, epochs=10, batch_size=32, shuffle=True, seed=0, validation=None, progress=True,
         callback=None, optimizer=None, state=None):
     """Train params in place for `epochs` epochs of mini-batches of `batch_size` rows (the last one smaller),
@@ -261,11 +286,7 @@ def fit(params, X, Y, epochs=10, batch_size=32, shuffle=True, seed=0, validation
     arrays = _trainable(params)
     state = init_state(params) if state is None else state
     moments = _moments(state)
-    history = {"loss": []}
-    if validation is not None:
-        history["val_loss"] = []
-        if LOSS != "mse" and LOSS != "sum_squared":
-            history["val_accuracy"] = []
+    history = _history(validation)
     seeds = np.random.default_rng(seed).integers(0, 2 ** 31 - 1, size=epochs)
     bar = _progress(epochs, progress)
     try:
@@ -273,16 +294,7 @@ def fit(params, X, Y, epochs=10, batch_size=32, shuffle=True, seed=0, validation
             t = int(state["step"])
             mean = _epoch(X, Y, *arrays, *moments, rule, t, batch_size, bool(shuffle), int(seeds[epoch]))
             state["step"][...] = t + (X.shape[0] + batch_size - 1) // batch_size
-            history["loss"].append(float(mean))
-            text = f"loss {mean:.4g}"
-            if validation is not None:
-                history["val_loss"].append(float(loss(params, *validation)))
-                text += f", val_loss {history['val_loss'][-1]:.4g}"
-                if "val_accuracy" in history:
-                    history["val_accuracy"].append(_accuracy(params, *validation))
-                    text += f", val_accuracy {history['val_accuracy'][-1]:.4f}"
-            bar.set_postfix_str(text)
-            bar.update(1)
+            _record_epoch(history, mean, params, validation, bar)
             if callback is not None and callback(epoch, history):
                 break
     finally:
