@@ -43,6 +43,13 @@ import numpy as np
 
 _JIT = {"cache": True, "error_model": "numpy", "nogil": True}
 
+if _PARALLEL:
+    # Start Numba's threads now. A kernel compiled without parallel=True (a small network's, beside the shared
+    # support code, which is parallel) that calls the parallel loops below does not start them itself when it is
+    # loaded from the cache by a process that has not compiled those loops, and its first call then crashes the
+    # process (Numba issues 8578 and 4807: the callees' start-up hook is not inherited by a cached caller).
+    nb.get_num_threads()
+
 
 @nb.njit(forceinline=True, **_JIT)
 def _add_to_row(a, r, row):
