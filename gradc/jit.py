@@ -6,6 +6,17 @@ input can never load a stale kernel: different source, different file. Files are
 atomically (temporary file + rename), so concurrent compilers of the same input share one entry
 and a half-written file is never imported; a cached file whose text does not match its name is
 rewritten.
+
+Numba's own cache is not safe for processes that compile into one folder at the same time: to save a new
+signature of a function, a process reads the function's index, numbers a data file after the ones the index
+lists, writes it and rewrites the index. Two processes adding different signatures at once pick the same
+number, so the index can name one's machine code under the other's signature, and a later process that loads
+it crashes (Numba issue 4807; two Dask workers, a process pool or two notebooks on one machine do exactly
+this with the shared support code, which compiles a signature per dtype and layout). So once a process has
+imported a module through this file, whenever it holds Numba's compiler lock (compiling or loading from the
+cache, any function of the process) it also holds an exclusive lock on the cache folder's `.compile.lock`:
+processes sharing a cache compile one at a time, and the second loads what the first saved instead of
+compiling it again.
 """
 
 from __future__ import annotations
@@ -16,9 +27,16 @@ import os
 import sys
 import tempfile
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import ModuleType
+
+import numba.core.event
+
+try:
+    import fcntl
+except ImportError:   # Windows: no flock; compilers sharing a folder there are not serialised
+    fcntl = None
 
 _lock = threading.Lock()
 
@@ -82,11 +100,69 @@ def import_file(path: str | os.PathLike, module_name: str | None = None) -> Modu
     return module
 
 
+class _CacheFolderLock(numba.core.event.Listener):
+    """Holds an exclusive flock on <cache>/.compile.lock from the start of the outermost acquisition of Numba's
+    compiler lock (its "numba:compiler_lock" event) to the end, in any thread of this process. Numba's lock is
+    re-entrant and per-process: a thread's nested acquisitions are counted in that thread, and the flock is
+    taken by the first thread to start and released when the last one ends."""
+
+    def __init__(self) -> None:
+        self._depth = threading.local()
+        self._mutex = threading.Lock()
+        self._threads = 0              # threads inside Numba's compiler lock, or waiting for it
+        self._fd: int | None = None
+
+    def on_start(self, event: numba.core.event.Event) -> None:
+        depth = getattr(self._depth, "n", 0)
+        self._depth.n = depth + 1
+        if depth:
+            return
+        with self._mutex:
+            if self._threads == 0:
+                self._fd = _locked(cache_dir)
+            self._threads += 1
+
+    def on_end(self, event: numba.core.event.Event) -> None:
+        self._depth.n -= 1
+        if self._depth.n:
+            return
+        with self._mutex:
+            self._threads -= 1
+            if self._threads == 0 and self._fd is not None:
+                fd, self._fd = self._fd, None
+                fcntl.flock(fd, fcntl.LOCK_UN)
+                os.close(fd)
+
+
+def _locked(folder: Callable[[], Path]) -> int | None:
+    """A descriptor of `folder()`/.compile.lock holding its exclusive flock (waits while another process
+    holds it), or None where the folder or the file cannot be made: compiling then goes on unserialised
+    rather than failing the user's compile."""
+    try:
+        fd = os.open(folder() / ".compile.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError:
+        return None
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    return fd
+
+
+_folder_lock: _CacheFolderLock | None = None
+
+
+def _serialise_compilers() -> None:
+    """Register the cache folder lock for Numba's compiler lock, once per process (not on Windows)."""
+    global _folder_lock
+    if _folder_lock is None and fcntl is not None:
+        _folder_lock = _CacheFolderLock()
+        numba.core.event.register("numba:compiler_lock", _folder_lock)
+
+
 def load_source(source: str, shared: Sequence[tuple[str, str]] = ()) -> ModuleType:
     """Import generated `source` through its content-addressed cache file (one import per process). `shared`:
     (name, text) of each module that `source` imports by that name, in order, imported first the same way (a
     name's stem, `gradc_support_` or `gradc_act_`, is its cache file's)."""
     with _lock:
+        _serialise_compilers()
         for name, text in shared:
             if name not in sys.modules:
                 import_file(_cached_file(text, name.rpartition("_")[0] + "_"), name)
