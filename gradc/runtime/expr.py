@@ -98,7 +98,10 @@ def _load(x, i):
     inputs would be slower than the hand-written loop."""
 
 
-@overload(_load, inline="always")
+# _load and _store are plain calls, not inline="always": Numba's own inlining of every call took 0.37 s of a
+# 16-link pendulum kernel's 3 s compile (and doubled its type inference), while LLVM inlines the calls anyway,
+# so the kernels run as fast (benchmarks/README.md, compile time).
+@overload(_load)
 def _load_impl(x, i):
     if isinstance(x, nb.types.Array):
         return lambda x, i: x[np.uint64(i)]
@@ -110,7 +113,7 @@ def _store(out, i, c, v):
     out[c, 0] per chunk c."""
 
 
-@overload(_store, inline="always")
+@overload(_store)
 def _store_impl(out, i, c, v):
     if out.ndim == 1:
         def per_point(out, i, c, v):
