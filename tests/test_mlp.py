@@ -498,3 +498,53 @@ def test_every_loss_in_float32(loss):
     assert_close(value, ref_value, rtol=1e-4)
     for name in grads:
         assert_close(grads[name], ref_grads[name], rtol=1e-4, what=name)
+
+
+@pytest.mark.parametrize("loss, l2, dtype", [("softmax_cross_entropy", 0.01, "float64"), ("mse", 0.0, "float64"),
+                                             ("binary_cross_entropy", 0.02, "float32")])
+def test_a_large_batch_runs_in_blocks_of_rows_with_the_whole_batch_loss_and_gradients(loss, l2, dtype, monkeypatch):
+    spec = {"name": "blocks", "input": 4, "layers": [{"units": 5, "activation": "tanh"},
+                                                   {"units": 3, "activation": "sigmoid"}], "loss": loss, "l2": l2,
+            "dtype": dtype}
+    module = gradc.compile_mlp(spec)
+    monkeypatch.setattr(module.module, "_block_rows", lambda shapes: 1024)   # the size of 1,024 units' layers
+    calls = []
+    run = module.module._run
+    monkeypatch.setattr(module.module, "_run", lambda kernel, params, data, *rest: calls.append(len(data[0]))
+                        or run(kernel, params, data, *rest))
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(2500, 4))
+    Y = rng.integers(0, 3, 2500) if loss == "softmax_cross_entropy" else rng.random((2500, 3)).round()
+    params = {k: v + 0.1 * rng.normal(size=v.shape).astype(dtype) for k, v in module.init_params(2).items()}
+    value, grads = module.loss_and_grad(params, X, Y)
+    assert calls == [1024, 1024, 452]
+    assert module.loss(params, X, Y) == pytest.approx(value, rel=1e-12)
+    p64 = {k: v.astype(np.float64) for k, v in params.items()}
+    Y1 = np.eye(3)[Y] if Y.ndim == 1 else Y
+    ref_value, ref_grads = reference.loss_and_grad(load_spec({**spec, "dtype": "float64"}), p64, X, Y1)
+    rtol = 1e-12 if dtype == "float64" else 1e-4
+    assert value == pytest.approx(ref_value, rel=rtol)
+    for name in params:
+        assert grads[name].dtype == np.dtype(dtype)
+        assert_close(grads[name], ref_grads[name], rtol, name)
+
+
+def test_sum_squared_runs_a_large_batch_whole(monkeypatch):
+    # its loss is a sum: a block's L2 term would count once per block, so the batch is never split
+    spec = {"name": "whole", "input": 3, "layers": [{"units": 2, "activation": "identity"}], "loss": "sum_squared",
+            "l2": 0.5}
+    module = gradc.compile_mlp(spec)
+    monkeypatch.setattr(module.module, "_block_rows", lambda shapes: 1024)
+    calls = []
+    run = module.module._run
+    monkeypatch.setattr(module.module, "_run", lambda kernel, params, data, *rest: calls.append(len(data[0]))
+                        or run(kernel, params, data, *rest))
+    rng = np.random.default_rng(4)
+    X, Y = rng.normal(size=(5000, 3)), rng.normal(size=(5000, 2))
+    params = module.init_params(0)
+    value, grads = module.loss_and_grad(params, X, Y)
+    assert calls == [5000]
+    ref_value, ref_grads = reference.loss_and_grad(load_spec(spec), params, X, Y)
+    assert value == pytest.approx(ref_value, rel=1e-12)
+    for name in params:
+        assert_close(grads[name], ref_grads[name], 1e-12, name)

@@ -295,7 +295,7 @@ def _wrappers(p: _Network) -> str:
                          initial_indent="# ", subsequent_indent="# ")
     return f'''def loss_and_grad(params, X, Y):
     """(loss, gradients keyed and shaped like params) of a batch."""
-    out = _run(_loss_and_grad, params, (X, Y), PARAM_SHAPES, INPUT, OUTPUT, DTYPE, LABELS_OK)
+    out = _run_rows(_loss_and_grad, params, (X, Y), PARAM_SHAPES, INPUT, OUTPUT, DTYPE, LABELS_OK, LOSS)
 {unpack}
 {grads}
 
