@@ -174,8 +174,9 @@ def sync_training(net, params, X, labels, batch: int, workers: int) -> dict[str,
 
     local, client = cluster(workers)
     try:
-        net.fit({k: v.copy() for k, v in params.items()}, X, labels, epochs=1, batch_size=batch,
-                progress=False)   # compiles (or loads) the modules on every worker
+        for strategy in ("sync", "local"):   # compiles (or loads) each strategy's kernels on every worker
+            net.fit({k: v.copy() for k, v in params.items()}, X, labels, epochs=1, batch_size=batch,
+                    progress=False, strategy=strategy)
         runs = {}
         for strategy in ("sync", "local"):
             for epochs in (1, 3):
