@@ -218,13 +218,13 @@ def _run_rows(kernel, params, data, shapes, n_in, n_out, dtype, labels_ok, loss)
     a mean over the rows (every loss but sum_squared) and the batch spans several blocks of rows, each block is run
     alone and the results are summed, each weighted by its share of the rows, in float64: the batch's loss and
     gradients up to the order of the sums (the L2 term, in every block's, has weights summing to 1)."""
-    block = _block_rows(shapes)
     try:
         rows = len(data[0])
     except TypeError:   # not an array of rows: _run says so
         rows = 0
-    if loss == "sum_squared" or rows < 2 * block:
+    if rows < 2 * _MIN_BLOCK_ROWS or loss == "sum_squared" or rows < 2 * _block_rows(shapes):   # cheap tests first
         return _run(kernel, params, data, shapes, n_in, n_out, dtype, labels_ok)
+    block = _block_rows(shapes)
     data = _batch(data, n_in, n_out, dtype, labels_ok)
     params = dict(zip(shapes, _params(params, shapes, dtype)))
     total = None
