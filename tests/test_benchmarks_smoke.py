@@ -18,7 +18,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks import expr_cases, mlp_cases, report, training  # noqa: E402
+from benchmarks import expr_cases, mlp_cases, numba_floor, report, training  # noqa: E402
 from gradc.frontend.spec import load_spec  # noqa: E402
 from gradc.tools import peers, reference, timing  # noqa: E402
 
@@ -203,3 +203,14 @@ def test_compile_time_quick():
     assert line.split()[0] == "cs231n" and line.split()[-3:-1] == ["–", f"{cells['sympy']['total_s']:.2f}"]
     assert line.split()[-1] == "–"
     assert time.perf_counter() - started < 30, "the smoke run must stay fast"
+
+
+def test_numba_floor_chain_computes_what_it_says_and_reports_its_passes():
+    namespace = {"np": np}
+    exec(numba_floor.chain_source(30), namespace)
+    x, out = np.array([0.5, -0.25]), np.empty(2)
+    namespace["chain"](x, out)   # plain Python: the chain is well-formed and finite
+    assert np.all(np.isfinite(out))
+    timings = numba_floor.compile_chain(30)
+    assert set(timings) == {"total", "typing", "lowering"}
+    assert 0 < timings["typing"] < timings["total"] and 0 < timings["lowering"] < timings["total"]
