@@ -123,7 +123,10 @@ class _CacheFolderLock(numba.core.event.Listener):
             self._threads += 1
 
     def on_end(self, event: numba.core.event.Event) -> None:
-        self._depth.n -= 1
+        depth = getattr(self._depth, "n", 0)
+        if depth == 0:   # the thread took Numba's lock before this listener was registered: no flock to release
+            return
+        self._depth.n = depth - 1
         if self._depth.n:
             return
         with self._mutex:
@@ -155,6 +158,37 @@ def _serialise_compilers() -> None:
     if _folder_lock is None and fcntl is not None:
         _folder_lock = _CacheFolderLock()
         numba.core.event.register("numba:compiler_lock", _folder_lock)
+
+
+_numba_ready: threading.Thread | None = None
+
+
+def _initialise_numba() -> None:
+    """What a fresh process's first kernel call (compiled or loaded from the cache) spends 0.2 s on first:
+    Numba's typing and target contexts loading their registries. Under Numba's compiler lock, as Numba does it."""
+    from numba.core.compiler_lock import global_compiler_lock
+    from numba.core.registry import cpu_target
+
+    try:
+        with global_compiler_lock:
+            cpu_target.typing_context.refresh()
+            cpu_target.target_context.refresh()
+    except Exception:   # noqa: BLE001 - the first kernel call then does it, and says what is wrong
+        pass
+
+
+def initialise_numba_in_background() -> None:
+    """Start `_initialise_numba` in a daemon thread, once per process, so that it runs while the caller goes on
+    (reading data, building an expression) and the first kernel call does not wait for it; a call that comes
+    sooner waits for the rest on Numba's lock. A fork waits for it to end: the child would otherwise inherit
+    Numba's compiler lock held by a thread it does not have. GRADC_PRELOAD=0 turns it off."""
+    global _numba_ready
+    if _numba_ready is not None or os.environ.get("GRADC_PRELOAD", "1") == "0":
+        return
+    _numba_ready = threading.Thread(target=_initialise_numba, name="gradc-numba-init", daemon=True)
+    _numba_ready.start()
+    if hasattr(os, "register_at_fork"):
+        os.register_at_fork(before=_numba_ready.join)
 
 
 def load_source(source: str, shared: Sequence[tuple[str, str]] = ()) -> ModuleType:
