@@ -201,7 +201,7 @@ class _GradcMLP(BaseEstimator):
         self._check_loop_parameters()
         X, y = validate_data(self, X, y, reset=True, dtype=np.float64, y_numeric=self._loss == "mse",
                              multi_output=self._loss == "mse")
-        rng = check_random_state(self.random_state)
+        rng = self._random_state = check_random_state(self.random_state)
         targets = self._targets(y, first=True)
         X_val = y_val = None
         if self.early_stopping:
@@ -228,7 +228,9 @@ class _GradcMLP(BaseEstimator):
         if first:
             self._check_loop_parameters()
             self._set_classes(y, classes)
-        rng = check_random_state(self.random_state if first else None)
+        if first or not hasattr(self, "_random_state"):
+            self._random_state = check_random_state(self.random_state)
+        rng = self._random_state   # later calls draw on from it, as scikit-learn's: reproducible from random_state
         targets = self._targets(y, first=False)
         if first:
             self._start(X, targets, rng)

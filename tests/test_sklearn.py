@@ -128,3 +128,16 @@ def test_scikit_learns_estimator_checks(estimator, check):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         check(estimator)
+
+
+def test_partial_fit_is_reproducible_whatever_numpys_global_random_state(digits):
+    # later calls draw their shuffles from the estimator's own generator, made from random_state on the first
+    X_train, X_test, y_train, _ = digits
+    runs = []
+    for global_seed in (1, 2):
+        clf = MLPClassifier(hidden_layer_sizes=(16,), random_state=0, batch_size=32)
+        for k in range(4):
+            np.random.seed(global_seed + k)
+            clf.partial_fit(X_train[:200], y_train[:200], classes=np.arange(10))
+        runs.append(clf.predict_proba(X_test))
+    np.testing.assert_array_equal(runs[0], runs[1])
