@@ -222,25 +222,22 @@ def _run_rows(kernel, params, data, shapes, n_in, n_out, dtype, labels_ok, loss)
         rows = len(data[0])
     except TypeError:   # not an array of rows: _run says so
         rows = 0
-    if rows < 2 * _MIN_BLOCK_ROWS or loss == "sum_squared" or rows < 2 * _block_rows(shapes):   # cheap tests first
+    if rows < 2 * _MIN_BLOCK_ROWS or loss == "sum_squared":   # the cheap tests first: a training step's call
         return _run(kernel, params, data, shapes, n_in, n_out, dtype, labels_ok)
     block = _block_rows(shapes)
+    if rows < 2 * block:
+        return _run(kernel, params, data, shapes, n_in, n_out, dtype, labels_ok)
     data = _batch(data, n_in, n_out, dtype, labels_ok)
     params = dict(zip(shapes, _params(params, shapes, dtype)))
-    total = None
+    sums = None
     for start in range(0, rows, block):
         part = tuple(a[start:start + block] for a in data)
         out = _run(kernel, params, part, shapes, n_in, n_out, dtype, labels_ok)
         weight = part[0].shape[0] / rows
-        if not isinstance(out, tuple):
-            total = weight * out + (total or 0.0)
-        elif total is None:
-            total = [weight * out[0], *(weight * g.astype(np.float64) for g in out[1:])]
-        else:
-            total[0] += weight * out[0]
-            for acc, g in zip(total[1:], out[1:]):
-                acc += weight * g
-    return total if not isinstance(total, list) else (total[0], *(g.astype(dtype) for g in total[1:]))
+        weighted = [weight * np.asarray(v, dtype=np.float64) for v in (out if isinstance(out, tuple) else (out,))]
+        sums = weighted if sums is None else [s + w for s, w in zip(sums, weighted)]
+    value, *grads = sums
+    return (float(value), *(g.astype(dtype) for g in grads)) if isinstance(out, tuple) else float(value)
 
 
 def _batch(data, n_in, n_out, dtype, labels_ok):
