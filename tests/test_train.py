@@ -58,8 +58,24 @@ def _copy(params):
 def test_each_update_rule_is_torch_optims_step_for_step(net, data, case):
     """10 steps on mini-batches: torch's optimiser is handed gradc's gradient at its own parameters each step
     (the gradients are checked elsewhere), so the parameters compare the update rules alone."""
+    _follow_torch(net, *data, case)
+
+
+@pytest.mark.parametrize("case", ["adam_wd", "adamw_wd", "nesterov_wd"])
+def test_update_rules_follow_torch_where_a_gradient_is_column_ordered(case):
+    # a layer narrowing to a quarter of its input or less has an F-ordered gradient, which the update rules read
+    # row by row beside the C-ordered parameter and moments
+    net = gradc.compile_mlp({**SPEC, "input": 24})   # W1 24 -> 5
+    rng = np.random.default_rng(4)
+    X = rng.standard_normal((90, 24))
+    _, grads = net.loss_and_grad(net.init_params(0), X[:9], np.zeros(9, dtype=np.int64))
+    assert grads["W1"].flags.f_contiguous and not grads["W1"].flags.c_contiguous
+    assert grads["W2"].flags.c_contiguous
+    _follow_torch(net, X, (X[:, 0] > 0).astype(np.int64), case)
+
+
+def _follow_torch(net, X, y, case):
     options, optim_class, kwargs = OPTIMIZERS[case]
-    X, y = data
     params = net.init_params(1)
     state = net.init_state(params)
     tensors = {k: torch.tensor(v.copy(), requires_grad=True) for k, v in params.items()}
