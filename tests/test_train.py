@@ -258,3 +258,15 @@ def test_a_written_module_trains_without_gradc(net, tmp_path):
     assert last < 0.5 * first and accuracy > 0.9
     assert "40/40" in done.stderr   # the progress bar (tqdm's, or the plain lines without it)
     assert Path(tmp_path / "w.npz").exists()
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("columns", [0, 1, 7, 8, 9, 40])
+def test_take_rows_is_numpys_fancy_indexing(dtype, columns):
+    from gradc.runtime.train import _take_rows
+
+    a = np.random.default_rng(columns).standard_normal((500, columns)).astype(dtype)
+    for index in (np.array([], dtype=np.int64), np.array([3, 3, 499, 0]), np.random.default_rng(1).permutation(500)):
+        out = _take_rows(a, index)
+        assert out.dtype == a.dtype and out.flags.c_contiguous
+        np.testing.assert_array_equal(out, a[index])
