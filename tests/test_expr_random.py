@@ -133,7 +133,8 @@ def _heaviside(v: float, h0: float = 0.5) -> float:
 def evaluate(expr: sp.Expr, points: list[np.ndarray]) -> np.ndarray:
     """`expr` at the points by sympy.lambdify: vectorised, or point by point with Python's math where
     NumPy's printer fails (np.select refuses some printed Piecewise conditions), or with mpmath where a
-    real expression has complex intermediates as SymPy writes it (tan(I*y) for I*tanh(y)), its real part."""
+    real expression has complex intermediates as SymPy writes it (tan(I*y) for I*tanh(y)), its real part, or
+    with SymPy's evalf where mpmath refuses them too."""
     with np.errstate(all="ignore"):
         try:
             return sp.lambdify(SYMBOLS, expr, ["scipy", "numpy"])(*points)
@@ -143,8 +144,13 @@ def evaluate(expr: sp.Expr, points: list[np.ndarray]) -> np.ndarray:
         try:
             return np.array([f(*map(float, point)) for point in zip(*points)])
         except TypeError:   # math refuses a complex intermediate
-            f = sp.lambdify(SYMBOLS, expr, [{"Heaviside": _heaviside}, "mpmath"])
+            pass
+        f = sp.lambdify(SYMBOLS, expr, [{"Heaviside": _heaviside}, "mpmath"])
+        try:
             return np.array([complex(f(*map(float, point))).real for point in zip(*points)])
+        except (TypeError, AttributeError):   # mpmath refuses some too (hypot of a complex number): SymPy's evalf
+            return np.array([complex(expr.evalf(subs=dict(zip(SYMBOLS, map(float, point))))).real
+                             for point in zip(*points)])
 
 
 def _points(seed: int, n: int) -> list[np.ndarray]:
@@ -246,6 +252,9 @@ REGRESSIONS = [
             sp.Piecewise((x, (x > 0) & (z > 0) & (x < z)), (z, (z > 1) | (x < -1)), (x * z, True))), 1105267),
     # the printer: a ** 2 printed as `a * a` with pow's precedence, σ(u) printed without parentheses
     z / (x - y) ** 2 + y / sig(x - y) + 1 / (x * y + 3) ** -1,
+    # the oracle: mpmath's hypot refused the complex intermediate of tan(I*tan(2*I)/2 + 1); SymPy's evalf now
+    cfunctions.hypot(sp.atan(5 / x) ** 2 + 1, 1 / sp.tan(
+        sp.Mul(-sp.Rational(1, 2), sp.I, sp.tan(2 * sp.I, evaluate=False), evaluate=False) + 1)),
 ]
 
 
