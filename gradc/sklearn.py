@@ -228,7 +228,7 @@ class _GradcMLP(BaseEstimator):
         if first:
             self._check_loop_parameters()
             self._set_classes(y, classes)
-        if first or not hasattr(self, "_random_state"):
+        if first:
             self._random_state = check_random_state(self.random_state)
         rng = self._random_state   # later calls draw on from it, as scikit-learn's: reproducible from random_state
         targets = self._targets(y, first=False)

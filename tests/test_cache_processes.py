@@ -57,7 +57,7 @@ def test_a_kernel_compiled_against_cached_shared_code_loads_in_a_fresh_process(t
 
 
 _COMPILE = textwrap.dedent("""
-    import sys, time
+    import sys
     import sympy as sp
     import gradc
     x = sp.Symbol("x")

@@ -13,10 +13,10 @@ import textwrap
 import pytest
 
 _REGISTRIES = textwrap.dedent("""
-    import json, threading
+    import json
     import gradc, gradc.jit
-    started = any(t.name == "gradc-numba-init" for t in threading.enumerate()) or gradc.jit._numba_ready is not None
-    if gradc.jit._numba_ready is not None:
+    started = gradc.jit._numba_ready is not None
+    if started:
         gradc.jit._numba_ready.join()
     from numba.core.registry import cpu_target
     print(json.dumps({"started": started, "typing": len(cpu_target.typing_context._registries),

@@ -222,10 +222,8 @@ def _run_rows(kernel, params, data, shapes, n_in, n_out, dtype, labels_ok, loss)
         rows = len(data[0])
     except TypeError:   # not an array of rows: _run says so
         rows = 0
-    if rows < 2 * _MIN_BLOCK_ROWS or loss == "sum_squared":   # the cheap tests first: a training step's call
-        return _run(kernel, params, data, shapes, n_in, n_out, dtype, labels_ok)
-    block = _block_rows(shapes)
-    if rows < 2 * block:
+    # the cheap tests first: a training step's batch is small
+    if rows < 2 * _MIN_BLOCK_ROWS or loss == "sum_squared" or rows < 2 * (block := _block_rows(shapes)):
         return _run(kernel, params, data, shapes, n_in, n_out, dtype, labels_ok)
     data = _batch(data, n_in, n_out, dtype, labels_ok)
     params = dict(zip(shapes, _params(params, shapes, dtype)))
